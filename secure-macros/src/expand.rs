@@ -1,0 +1,242 @@
+//! Turns a validated declaration into tokens: a static policy, a zero-sized
+//! requirement type, and one guard parameter. All logic stays in the runtime.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{parse_quote, FnArg, Generics, Ident, ImplItemFn, ItemFn, LitStr, ReturnType, Type, Visibility};
+
+use crate::model::{Decl, Kind, RateKey, RoleMode};
+
+fn strs(names: &[crate::model::Name]) -> TokenStream {
+    let v = names.iter().map(|n| LitStr::new(&n.value, n.span));
+    quote!(&[#(#v),*])
+}
+
+/// The `Policy { ... }` literal.
+fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
+    let k = &d.krate;
+    let p = quote!(#k::__private);
+    let public = d.kind == Kind::Public;
+    let auth = {
+        let mut parts = Vec::new();
+        if d.auth.0.bearer {
+            parts.push(quote!(#p::AuthKinds::BEARER));
+        }
+        if d.auth.0.api_key {
+            parts.push(quote!(#p::AuthKinds::API_KEY));
+        }
+        if d.auth.0.basic {
+            parts.push(quote!(#p::AuthKinds::BASIC));
+        }
+        let first = parts.remove(0);
+        quote!(#first #(.or(#parts))*)
+    };
+    let scopes = strs(&d.scopes);
+    let permissions = strs(&d.permissions);
+    let roles = match (&d.roles.0, d.roles.1.is_empty()) {
+        (_, true) => quote!(#p::Roles::None),
+        (RoleMode::Any, false) => {
+            let r = strs(&d.roles.1);
+            quote!(#p::Roles::Any(#r))
+        }
+        (RoleMode::All, false) => {
+            let r = strs(&d.roles.1);
+            quote!(#p::Roles::All(#r))
+        }
+    };
+    let rate = match &d.rate {
+        Some((r, _)) => {
+            let (c, s) = (r.count, r.period_secs);
+            let b = match r.burst {
+                Some(b) => quote!(::core::option::Option::Some(#b)),
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(::core::option::Option::Some(#p::Rate { count: #c, period_secs: #s, burst: #b }))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let rate_key = match &d.rate_key {
+        None => quote!(#p::RateKey::Default),
+        Some((RateKey::Ip, _)) => quote!(#p::RateKey::Ip),
+        Some((RateKey::User, _)) => quote!(#p::RateKey::User),
+        Some((RateKey::ApiKey, _)) => quote!(#p::RateKey::ApiKey),
+        Some((RateKey::IpUser, _)) => quote!(#p::RateKey::IpUser),
+        Some((RateKey::Custom(_), _)) => quote!(#p::RateKey::Custom(#req::__RATE_KEY)),
+    };
+    let check = match &d.check {
+        Some(_) => quote!(::core::option::Option::Some(#req::__check as #p::CheckFn)),
+        None => quote!(::core::option::Option::None),
+    };
+    let catalogue = match &d.catalogue {
+        Some(c) => quote!(::core::option::Option::Some(&#c)),
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        #p::Policy {
+            id: #id,
+            public: #public,
+            auth: #auth,
+            scopes: #scopes,
+            roles: #roles,
+            permissions: #permissions,
+            rate: #rate,
+            rate_key: #rate_key,
+            check: #check,
+            catalogue: #catalogue,
+        }
+    }
+}
+
+/// Const assertions that every scope, role and permission is in the catalogue,
+/// each spanned at its string literal.
+fn catalogue_checks(d: &Decl) -> TokenStream {
+    let Some(cat) = &d.catalogue else { return TokenStream::new() };
+    let cat_name = cat.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+    let mut out = TokenStream::new();
+    let groups: [(&[crate::model::Name], &str, &str); 3] = [
+        (&d.scopes, "declares_scope", "scope"),
+        (&d.roles.1, "declares_role", "role"),
+        (&d.permissions, "declares_permission", "permission"),
+    ];
+    for (names, method, what) in groups {
+        let method = Ident::new(method, Span::call_site());
+        for n in names {
+            let value = &n.value;
+            let msg = format!(
+                "{what} `{value}` is not declared in the catalogue `{cat_name}`: fix the spelling or declare it there"
+            )
+            .replace('{', "{{")
+            .replace('}', "}}");
+            let lit = LitStr::new(value, n.span);
+            out.extend(quote_spanned! {n.span=>
+                const _: () = if !#cat.#method(#lit) { ::core::panic!(#msg) };
+            });
+        }
+    }
+    out
+}
+
+/// The requirement type of one declaration and everything attached to it.
+fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> TokenStream {
+    let k = &d.krate;
+    let p = quote!(#k::__private);
+    let policy = policy(d, id, req);
+    let mut inherent = TokenStream::new();
+    if let Some((RateKey::Custom(path), _)) = &d.rate_key {
+        inherent.extend(quote_spanned! {path.segments.last().map_or(Span::call_site(), |s| s.ident.span())=>
+            const __RATE_KEY: #p::RateKeyFn = #path;
+        });
+    }
+    if let Some(path) = &d.check {
+        let span = path.segments.last().map_or(Span::call_site(), |s| s.ident.span());
+        inherent.extend(quote_spanned! {span=>
+            fn __check<'a>(principal: &'a #p::Principal, request: &'a #p::Request) -> #p::CheckFuture<'a> {
+                #p::Box::pin(#path(principal, request))
+            }
+        });
+    }
+    let checks = catalogue_checks(d);
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #req;
+        #[allow(clippy::needless_lifetimes)]
+        impl #req { #inherent }
+        impl #p::Requirement for #req {
+            const POLICY: &'static #p::Policy = &#policy;
+        }
+        #checks
+    }
+}
+
+fn protected_impl(krate: &syn::Path, ident: &Ident, generics: &Generics) -> TokenStream {
+    let (ig, tg, wc) = generics.split_for_impl();
+    quote!(impl #ig #krate::Protected for #ident #tg #wc {})
+}
+
+/// Plain poem: the guard becomes the handler's first parameter (poem extracts
+/// parameters in order), and the handler struct becomes `Protected`.
+pub(crate) fn handler(d: &Decl, mut f: ItemFn) -> TokenStream {
+    let k = &d.krate;
+    let name = &f.sig.ident;
+    let req = format_ident!("__secure_{}", name);
+    let id = {
+        let n = name.to_string();
+        quote!(::core::concat!(::core::module_path!(), "::", #n))
+    };
+    let items = requirement(d, &req, &f.vis, &id);
+    let guard: FnArg = parse_quote!(_: #k::__private::Guard<#req>);
+    f.sig.inputs.insert(0, guard);
+    let protected = protected_impl(k, name, &f.sig.generics);
+    quote! {
+        #items
+        #f
+        #protected
+    }
+}
+
+/// poem-openapi: rewrites one operation in place and returns the items that
+/// must stand beside the impl.
+pub(crate) fn operation(d: &Decl, m: &mut ImplItemFn, self_name: &Ident) -> TokenStream {
+    let k = &d.krate;
+    let p = quote!(#k::__private);
+    let name = &m.sig.ident;
+    let req = format_ident!("__secure_{}_{}", self_name, name);
+    let id = {
+        let n = format!("{self_name}::{name}");
+        quote!(::core::concat!(::core::module_path!(), "::", #n))
+    };
+    let items = requirement(d, &req, &m.vis, &id);
+
+    // The guard: a security-scheme parameter for `#[secure]` (documented, with
+    // its scopes), a plain extractor for `#[public]` (nothing to document).
+    let guard: FnArg = match d.kind {
+        Kind::Secure => {
+            let scope_attrs = (0..d.scopes.len()).map(|i| {
+                let path = LitStr::new(&format!("{req}::__S{i}"), Span::call_site());
+                quote!(#[oai(scope = #path)])
+            });
+            parse_quote!(#(#scope_attrs)* __secure_guard: #p::OaiGuard<#req>)
+        }
+        Kind::Public => parse_quote!(__secure_guard: #p::Guard<#req>),
+    };
+    let at = usize::from(matches!(m.sig.inputs.first(), Some(FnArg::Receiver(_))));
+    m.sig.inputs.insert(at, guard);
+
+    let scope_consts = d.scopes.iter().enumerate().map(|(i, s)| {
+        let c = format_ident!("__S{}", i);
+        let v = &s.value;
+        quote!(pub const #c: #p::ScopeName = #p::ScopeName(#v);)
+    });
+
+    // The return type gains the 401/403/429 documentation.
+    let ret: Type = match &m.sig.output {
+        ReturnType::Default => parse_quote!(()),
+        ReturnType::Type(_, t) => (**t).clone(),
+    };
+    m.sig.output = parse_quote!(-> #p::Secured<#ret, #req>);
+    let body = &m.block;
+    m.block = parse_quote!({
+        #p::Secured::<#ret, #req>::new(async move #body.await)
+    });
+
+    quote! {
+        #items
+        impl #req { #(#scope_consts)* }
+        impl #p::OperationOutput<#ret> for #req {
+            fn convert(value: #ret) -> #p::PoemResult<#p::Response> {
+                ::core::result::Result::map(
+                    #p::IntoResult::into_result(value),
+                    #p::IntoResponse::into_response,
+                )
+            }
+        }
+    }
+}
+
+/// `impl Protected` for an `#[OpenApi]` type.
+pub(crate) fn protected_type(krate: &syn::Path, self_ty: &Type, generics: &Generics) -> TokenStream {
+    let (ig, _, wc) = generics.split_for_impl();
+    quote!(impl #ig #krate::Protected for #self_ty #wc {})
+}
+

@@ -1,0 +1,164 @@
+//! Procedural macros of [poem-secure](https://docs.rs/poem-secure). Depend on
+//! the facade crate `poem-secure`, which re-exports them; the generated code
+//! refers to it as `::poem_secure` (override with `crate = "path"`).
+//!
+//! Each macro hands its tokens to a module that runs one path in one
+//! direction: `args` (tokens) → `model` (typed, validated data) → `check`
+//! (rules across arguments) → `expand` (a static policy plus one guard).
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+use proc_macro::TokenStream;
+
+mod args;
+mod check;
+mod deny;
+mod errors;
+mod expand;
+mod model;
+mod secure;
+
+/// Protects a poem handler: the caller is verified, then its scopes, roles and
+/// permissions are checked, the rate limit applied and the custom `check` run,
+/// all **before any other extractor** (no body is read for a refused caller).
+///
+/// Place it directly **above** `#[handler]`. On poem-openapi operations it is
+/// read by [`macro@deny_unprotected`] above `#[OpenApi]`.
+///
+/// # Arguments
+/// | key | value | meaning |
+/// |---|---|---|
+/// | (none) | `#[secure]` | any authenticated caller |
+/// | `scopes` | `"a b"` or `["a", "b"]` | all required (OAuth2), RFC 6749 scope tokens |
+/// | `roles` | `"admin"`, `["admin", "owner"]`, `all("a", "b")` | any one suffices; `all(...)` for all |
+/// | `permissions` | like `scopes` | all required |
+/// | `rate` | `"5/min"`, `"100/s"`, `"1000/hour"`, `"10/min, burst = 20"` | units s/sec/second, m/min/minute, h/hour, d/day |
+/// | `rate_key` | `ip`, `user`, `api_key`, `ip_user`, or a path to `fn(&Request, Option<&Principal>) -> String` | default `user` |
+/// | `auth` | `bearer` (default), `api_key`, `basic`, `any(bearer, api_key)` | accepted credentials |
+/// | `check` | path to `async fn(&Principal, &Request) -> Result<(), Denied>` | runs after the built-in rules |
+/// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there |
+/// | `crate` | `"::poem_secure"` | path of the facade crate if renamed |
+///
+/// # Example
+/// ```
+/// use poem::{handler, test::TestClient, EndpointExt};
+/// use poem_secure::{route::{get, Route}, secure, JwtConfig, Principal, Security};
+///
+/// #[secure(scopes = "items", roles = "admin", rate = "5/min")]
+/// #[handler]
+/// async fn admin_items(who: Principal) -> String {
+///     who.subject().to_owned()
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let security = Security::builder()
+///     .jwt(JwtConfig::hs256([7u8; 32]).unwrap().issuer("me").audience("api"))
+///     .build()
+///     .unwrap();
+/// let app = Route::new().at("/items", get(admin_items)).with(security);
+/// let resp = TestClient::new(app).get("/items").send().await;
+/// resp.assert_status(poem::http::StatusCode::UNAUTHORIZED);
+/// # });
+/// ```
+///
+/// # Errors (at compile time, each spanned at the offending token, all at once)
+/// Unknown or duplicate keys, malformed rates, empty or invalid names, a name
+/// missing from the catalogue, `#[secure]` below `#[handler]` or without one,
+/// `#[secure]` together with `#[public]`:
+/// ```compile_fail
+/// #[poem_secure::secure(scopes = "", rate = "5/mni", scope = "x")]
+/// #[poem::handler]
+/// async fn bad() {}
+/// ```
+///
+/// # What it expands to
+/// A zero-sized `__secure_<name>` type whose `Requirement::POLICY` is a
+/// `const` [`Policy`](../poem_secure/struct.Policy.html), the handler with a
+/// `Guard<__secure_<name>>` as its first parameter, and
+/// `impl Protected for <name>`. The logic lives in `Security::authorize`.
+#[proc_macro_attribute]
+pub fn secure(args: TokenStream, item: TokenStream) -> TokenStream {
+    secure::expand(model::Kind::Secure, args.into(), item.into()).into()
+}
+
+/// Declares a poem handler deliberately public, optionally rate limited
+/// (`rate`, `rate_key`: `ip` by default, or a custom fn). It takes no other key.
+///
+/// No credential is required. A presented credential is still verified: an
+/// invalid one is refused with 401 rather than ignored, and a valid one is
+/// available as `Option<Principal>`.
+///
+/// ```
+/// use poem::handler;
+/// use poem_secure::{public, Principal};
+///
+/// #[public(rate = "5/min")]
+/// #[handler]
+/// async fn hello(who: Option<Principal>) -> String {
+///     who.map_or("hello, stranger".into(), |p| format!("hello, {}", p.subject()))
+/// }
+/// ```
+///
+/// ```compile_fail
+/// // error: `#[public]` takes only `rate` and `rate_key`
+/// #[poem_secure::public(scopes = "x")]
+/// #[poem::handler]
+/// async fn h() {}
+/// ```
+///
+/// It expands like [`macro@secure`], with a policy whose `public` is `true`.
+#[proc_macro_attribute]
+pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
+    secure::expand(model::Kind::Public, args.into(), item.into()).into()
+}
+
+/// Makes a missing security declaration a compile error.
+///
+/// On an inline `mod { ... }` (nested inline modules included), every
+/// `#[handler]` function without `#[secure]`/`#[public]` is an error spanned
+/// at its name. Above `#[OpenApi]` on an impl (or on such an impl inside the
+/// module) every operation needs one too, and this attribute performs the
+/// operations' rewrite: a security-scheme parameter with the operation's
+/// scopes, and 401/403/429 in the documented responses. The type becomes
+/// `Protected`.
+///
+/// Arguments: `catalogue = PATH` (applied to every `#[secure]` inside that
+/// names none) and `crate = PATH`.
+///
+/// ```compile_fail
+/// #[poem_secure::deny_unprotected]
+/// mod api {
+///     #[poem::handler]
+///     async fn oops() -> &'static str { "leak" } // error: `oops` has no security declaration
+/// }
+/// ```
+///
+/// ```
+/// use poem_openapi::{payload::PlainText, OpenApi};
+/// use poem_secure::{deny_unprotected, public, secure, Principal};
+///
+/// struct Api;
+/// #[deny_unprotected]
+/// #[OpenApi]
+/// impl Api {
+///     #[secure(scopes = "notes:read")]
+///     #[oai(path = "/notes", method = "get")]
+///     async fn list(&self, who: Principal) -> PlainText<String> {
+///         PlainText(who.subject().to_owned())
+///     }
+///     #[public]
+///     #[oai(path = "/health", method = "get")]
+///     async fn health(&self) -> PlainText<&'static str> {
+///         PlainText("ok")
+///     }
+/// }
+/// let spec = poem_secure::openapi::service(Api, "api", "1").spec();
+/// assert!(spec.contains("\"bearerAuth\""));
+/// ```
+///
+/// Stable Rust cannot take it as a crate-level `#![deny_unprotected]`; the
+/// crate-wide guarantee comes from `Protected` and `poem_secure::route`.
+#[proc_macro_attribute]
+pub fn deny_unprotected(args: TokenStream, item: TokenStream) -> TokenStream {
+    deny::expand(args.into(), item.into()).into()
+}

@@ -1,0 +1,35 @@
+//! The runtime of [poem-secure](https://docs.rs/poem-secure): the policy model
+//! that the macros generate, the guards that enforce it, JWT verification, the
+//! credential and rate-limit extension points, and the OpenAPI glue.
+//!
+//! Most users depend on the facade crate `poem-secure`, which re-exports all of
+//! this together with the macros.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod catalogue;
+mod credentials;
+mod error;
+mod guard;
+mod jwt;
+pub mod openapi;
+mod policy;
+mod principal;
+mod rate;
+pub mod route;
+mod security;
+#[cfg(feature = "testing")]
+#[allow(clippy::panic)]
+pub mod testing;
+
+pub use catalogue::{is_scope_token, Catalogue, ScopeDecl};
+pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
+pub use error::{problem, AuthRejection, Denied};
+pub use guard::Guard;
+pub use jwt::{JwtConfig, TokenError, MAX_LEEWAY_SECS};
+pub use policy::{AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement, Roles};
+pub use principal::{CredentialKind, Principal, PrincipalBuilder};
+pub use rate::{LimiterUnavailable, MemoryRateLimiter, RateDecision, RateLimiter};
+pub use route::Protected;
+pub use security::{ConfigError, Security, SecurityBuilder, SecurityEndpoint, AUDIT_TARGET};

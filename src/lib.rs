@@ -1,0 +1,57 @@
+//! # poem-secure
+//!
+//! Declarative, compiler-checked endpoint security for [poem] and
+//! [poem-openapi](poem_openapi):
+//!
+//! ```
+//! use poem::{handler, EndpointExt};
+//! use poem_secure::{deny_unprotected, public, route::{get, Route}, secure, JwtConfig, Principal, Security};
+//!
+//! #[deny_unprotected]
+//! mod api {
+//!     use super::*;
+//!
+//!     #[secure(scopes = "items", roles = "admin", rate = "5/min")]
+//!     #[handler]
+//!     pub async fn admin_items(who: Principal) -> String {
+//!         who.subject().to_owned()
+//!     }
+//!
+//!     #[public]
+//!     #[handler]
+//!     pub async fn health() -> &'static str {
+//!         "ok"
+//!     }
+//! }
+//!
+//! let security = Security::builder()
+//!     .jwt(JwtConfig::hs256([7u8; 32]).unwrap().issuer("me").audience("api"))
+//!     .build()
+//!     .unwrap();
+//! let app = Route::new()
+//!     .at("/items", get(api::admin_items))
+//!     .at("/health", get(api::health))
+//!     .with(security);
+//! # let _ = app;
+//! ```
+//!
+//! See the README for the attribute grammar, the guarantees and the test helpers.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub use secure_macros::{deny_unprotected, public, secure};
+pub use secure_runtime::*;
+
+/// Items used by generated code. Not public API: no stability guarantee.
+#[doc(hidden)]
+pub mod __private {
+    pub use poem::{
+        error::IntoResult, IntoResponse, Request, Response, Result as PoemResult,
+    };
+    pub use secure_runtime::{
+        openapi::{OaiGuard, OperationOutput, ScopeName, Secured},
+        AuthKinds, CheckFn, CheckFuture, Guard, Policy, Principal, Rate, RateKey, RateKeyFn,
+        Requirement, Roles,
+    };
+    pub use std::boxed::Box;
+}
