@@ -50,8 +50,7 @@ pub mod __private {
     };
     pub use secure_runtime::{
         openapi::{OaiGuard, OperationOutput, ScopeName, Secured},
-        AuthKinds, CheckFn, CheckFuture, Guard, Policy, Principal, Rate, RateKey, RateKeyFn,
+        check_future, AuthKinds, CheckFn, CheckFuture, Guard, Policy, Principal, Rate, RateKey, RateKeyFn,
         Requirement, Roles,
     };
-    pub use std::boxed::Box;
 }

@@ -211,14 +211,16 @@ fn openapi_impl(imp: &mut ItemImpl, ctx: &Ctx, errors: &mut Errors) -> TokenStre
         if !m.attrs.iter().any(|a| is_attr(a, "oai")) {
             continue;
         }
+        // Each declaration is read here and replaced by an inert marker that
+        // expands to nothing, so the user's `use poem_secure::secure` stays used.
         let mut found: Vec<(Kind, Attribute)> = Vec::new();
-        m.attrs.retain(|a| match is_decl(a) {
-            Some(k) => {
+        for a in &mut m.attrs {
+            if let Some(k) = is_decl(a) {
                 found.push((k, a.clone()));
-                false
+                let path = a.path().clone();
+                *a = parse_quote!(#[#path(__secure_done)]);
             }
-            None => true,
-        });
+        }
         let Some((kind, attr)) = found.first().cloned() else {
             errors.at(
                 m.sig.ident.span(),

@@ -131,7 +131,7 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
         let span = path.segments.last().map_or(Span::call_site(), |s| s.ident.span());
         inherent.extend(quote_spanned! {span=>
             fn __check<'a>(principal: &'a #p::Principal, request: &'a #p::Request) -> #p::CheckFuture<'a> {
-                #p::Box::pin(#path(principal, request))
+                #p::check_future(#path(principal, request))
             }
         });
     }

@@ -16,8 +16,8 @@ pub(crate) enum Kind {
 impl Kind {
     pub(crate) fn attr(self) -> &'static str {
         match self {
-            Kind::Secure => "#[secure]",
-            Kind::Public => "#[public]",
+            Kind::Secure => "`#[secure]`",
+            Kind::Public => "`#[public]`",
         }
     }
 }

@@ -28,7 +28,7 @@ pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError,
 pub use error::{problem, AuthRejection, Denied};
 pub use guard::Guard;
 pub use jwt::{JwtConfig, TokenError, MAX_LEEWAY_SECS};
-pub use policy::{AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement, Roles};
+pub use policy::{check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement, Roles};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
 pub use rate::{LimiterUnavailable, MemoryRateLimiter, RateDecision, RateLimiter};
 pub use route::Protected;

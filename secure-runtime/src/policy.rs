@@ -17,6 +17,15 @@ pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Denied>> + Sen
 /// `async fn(&Principal, &Request) -> Result<(), Denied>`.
 pub type CheckFn = for<'a> fn(&'a Principal, &'a Request) -> CheckFuture<'a>;
 
+/// Boxes the future of a `check` rule; generated code calls it so that a rule
+/// with the wrong output type is reported at the rule's path.
+pub fn check_future<'a, F>(f: F) -> CheckFuture<'a>
+where
+    F: Future<Output = Result<(), Denied>> + Send + 'a,
+{
+    Box::pin(f)
+}
+
 /// The shape of a custom `rate_key = path` function.
 pub type RateKeyFn = fn(&Request, Option<&Principal>) -> String;
 

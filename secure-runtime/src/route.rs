@@ -85,8 +85,8 @@ macro_rules! methods {
             $(#[$doc])*
             pub fn $name<E>(ep: E) -> Methods
             where
-                E: IntoEndpoint,
-                E::Endpoint: Protected + 'static,
+                E: IntoEndpoint + Protected,
+                E::Endpoint: 'static,
             {
                 Methods(RouteMethod::new().$name(ep))
             }

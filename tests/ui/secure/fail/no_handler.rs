@@ -1,0 +1,6 @@
+use poem_secure::secure;
+
+#[secure(scopes = "items")]
+async fn list() {}
+
+fn main() {}
