@@ -45,12 +45,11 @@ pub use secure_runtime::*;
 /// Items used by generated code. Not public API: no stability guarantee.
 #[doc(hidden)]
 pub mod __private {
-    pub use poem::{
-        error::IntoResult, IntoResponse, Request, Response, Result as PoemResult,
-    };
+    pub use poem::{error::IntoResult, IntoResponse, Request, Response, Result as PoemResult};
     pub use secure_runtime::{
+        check_future,
         openapi::{OaiGuard, OperationOutput, ScopeName, Secured},
-        check_future, AuthKinds, CheckFn, CheckFuture, Guard, Policy, Principal, Rate, RateKey, RateKeyFn,
+        AuthKinds, CheckFn, CheckFuture, Guard, Policy, Principal, Rate, RateKey, RateKeyFn,
         Requirement, Roles,
     };
 }

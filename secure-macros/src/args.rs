@@ -19,7 +19,11 @@ pub(crate) struct RawArg {
 impl RawArg {
     pub(crate) fn span(&self) -> Span {
         match &self.value {
-            Some(v) => self.key.span().join(v.span()).unwrap_or_else(|| self.key.span()),
+            Some(v) => self
+                .key
+                .span()
+                .join(v.span())
+                .unwrap_or_else(|| self.key.span()),
             None => self.key.span(),
         }
     }
@@ -52,15 +56,15 @@ impl Parse for RawArgs {
 
 /// Enforces "at most once" for every key: the first occurrence is kept, each
 /// repetition is an error at the repeated key.
-pub(crate) fn once<'a>(
-    args: &'a [RawArg],
-    errors: &mut crate::errors::Errors,
-) -> Vec<&'a RawArg> {
+pub(crate) fn once<'a>(args: &'a [RawArg], errors: &mut crate::errors::Errors) -> Vec<&'a RawArg> {
     let mut seen: Vec<&RawArg> = Vec::new();
     for a in args {
         if let Some(first) = seen.iter().find(|s| s.key == a.key) {
             let _ = first;
-            errors.at(a.key.span(), format!("duplicate key `{}`: give it once", a.key.unraw()));
+            errors.at(
+                a.key.span(),
+                format!("duplicate key `{}`: give it once", a.key.unraw()),
+            );
         } else {
             seen.push(a);
         }

@@ -20,7 +20,10 @@ pub(crate) fn check(d: &Decl, errors: &mut Errors) {
     }
     if let Some((key, span)) = &d.rate_key {
         if d.rate.is_none() {
-            errors.at(*span, "`rate_key` without `rate` has no effect: add `rate = \"N/unit\"`, or remove it");
+            errors.at(
+                *span,
+                "`rate_key` without `rate` has no effect: add `rate = \"N/unit\"`, or remove it",
+            );
         }
         let needs_caller = match key {
             RateKey::User => Some("user"),
@@ -35,7 +38,10 @@ pub(crate) fn check(d: &Decl, errors: &mut Errors) {
             );
         }
         if matches!(key, RateKey::ApiKey) && d.kind == Kind::Secure && !d.auth.0.api_key {
-            errors.at(*span, "`rate_key = api_key` needs `auth = api_key` or `auth = any(..., api_key)`");
+            errors.at(
+                *span,
+                "`rate_key = api_key` needs `auth = api_key` or `auth = any(..., api_key)`",
+            );
         }
     }
 }

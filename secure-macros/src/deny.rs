@@ -5,7 +5,8 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::{
-    ext::IdentExt, parse_quote, spanned::Spanned, Attribute, ImplItem, Item, ItemImpl, ItemMod, Meta, Path, Type,
+    ext::IdentExt, parse_quote, spanned::Spanned, Attribute, ImplItem, Item, ItemImpl, ItemMod,
+    Meta, Path, Type,
 };
 
 use crate::{
@@ -36,7 +37,13 @@ fn parse_ctx(tokens: TokenStream, base: &Ctx, errors: &mut Errors) -> Ctx {
         let key = arg.key.unraw().to_string();
         let value = match (&arg.value, key.as_str()) {
             (Some(syn::Expr::Path(p)), "catalogue" | "crate") => p.path.clone(),
-            (Some(syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. })), "crate") => match s.parse() {
+            (
+                Some(syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                })),
+                "crate",
+            ) => match s.parse() {
                 Ok(p) => p,
                 Err(e) => {
                     errors.push(e);
@@ -44,7 +51,10 @@ fn parse_ctx(tokens: TokenStream, base: &Ctx, errors: &mut Errors) -> Ctx {
                 }
             },
             (_, "catalogue" | "crate") => {
-                errors.at(arg.span(), format!("expected a path: `{key} = path::to::item`"));
+                errors.at(
+                    arg.span(),
+                    format!("expected a path: `{key} = path::to::item`"),
+                );
                 continue;
             }
             _ => {
@@ -66,7 +76,14 @@ fn parse_ctx(tokens: TokenStream, base: &Ctx, errors: &mut Errors) -> Ctx {
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let ctx = parse_ctx(args, &Ctx { catalogue: None, krate: None }, &mut errors);
+    let ctx = parse_ctx(
+        args,
+        &Ctx {
+            catalogue: None,
+            krate: None,
+        },
+        &mut errors,
+    );
     let out = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Mod(mut m)) => {
             if m.content.is_none() {
@@ -101,13 +118,20 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn module(m: &mut ItemMod, ctx: &Ctx, errors: &mut Errors) {
-    let Some((_, items)) = &mut m.content else { return };
+    let Some((_, items)) = &mut m.content else {
+        return;
+    };
     let mut out = Vec::with_capacity(items.len());
     for mut item in std::mem::take(items) {
         match &mut item {
             Item::Fn(f) if f.attrs.iter().any(|a| is_attr(a, "handler")) => {
-                let decls: Vec<usize> =
-                    f.attrs.iter().enumerate().filter(|(_, a)| is_decl(a).is_some()).map(|(i, _)| i).collect();
+                let decls: Vec<usize> = f
+                    .attrs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| is_decl(a).is_some())
+                    .map(|(i, _)| i)
+                    .collect();
                 if decls.is_empty() {
                     errors.at(
                         f.sig.ident.span(),
@@ -196,13 +220,19 @@ fn inject(attr: &mut Attribute, ctx: &Ctx) {
 }
 
 fn openapi_impl(imp: &mut ItemImpl, ctx: &Ctx, errors: &mut Errors) -> TokenStream {
-    let krate: Path = ctx.krate.clone().unwrap_or_else(|| parse_quote!(::poem_secure));
+    let krate: Path = ctx
+        .krate
+        .clone()
+        .unwrap_or_else(|| parse_quote!(::poem_secure));
     let self_name = match &*imp.self_ty {
         Type::Path(p) => p.path.segments.last().map(|s| s.ident.clone()),
         _ => None,
     };
     let Some(self_name) = self_name else {
-        errors.at(imp.self_ty.span(), "`#[deny_unprotected]` needs a named API type (`impl Api { ... }`)");
+        errors.at(
+            imp.self_ty.span(),
+            "`#[deny_unprotected]` needs a named API type (`impl Api { ... }`)",
+        );
         return TokenStream::new();
     };
     let mut extra = TokenStream::new();
@@ -235,7 +265,11 @@ fn openapi_impl(imp: &mut ItemImpl, ctx: &Ctx, errors: &mut Errors) -> TokenStre
             let msg = if *k == kind {
                 format!("{} is given twice: keep one", k.attr())
             } else {
-                format!("{} and {} on one operation contradict each other: keep one", kind.attr(), k.attr())
+                format!(
+                    "{} and {} on one operation contradict each other: keep one",
+                    kind.attr(),
+                    k.attr()
+                )
             };
             errors.push(syn::Error::new_spanned(a, msg));
         }

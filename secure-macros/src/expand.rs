@@ -3,7 +3,9 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::{parse_quote, FnArg, Generics, Ident, ImplItemFn, ItemFn, LitStr, ReturnType, Type, Visibility};
+use syn::{
+    parse_quote, FnArg, Generics, Ident, ImplItemFn, ItemFn, LitStr, ReturnType, Type, Visibility,
+};
 
 use crate::model::{Decl, Kind, RateKey, RoleMode};
 
@@ -90,8 +92,14 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
 /// Const assertions that every scope, role and permission is in the catalogue,
 /// each spanned at its string literal.
 fn catalogue_checks(d: &Decl) -> TokenStream {
-    let Some(cat) = &d.catalogue else { return TokenStream::new() };
-    let cat_name = cat.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+    let Some(cat) = &d.catalogue else {
+        return TokenStream::new();
+    };
+    let cat_name = cat
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
     let mut out = TokenStream::new();
     let groups: [(&[crate::model::Name], &str, &str); 3] = [
         (&d.scopes, "declares_scope", "scope"),
@@ -123,12 +131,17 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
     let policy = policy(d, id, req);
     let mut inherent = TokenStream::new();
     if let Some((RateKey::Custom(path), _)) = &d.rate_key {
-        inherent.extend(quote_spanned! {path.segments.last().map_or(Span::call_site(), |s| s.ident.span())=>
-            const __RATE_KEY: #p::RateKeyFn = #path;
-        });
+        inherent.extend(
+            quote_spanned! {path.segments.last().map_or(Span::call_site(), |s| s.ident.span())=>
+                const __RATE_KEY: #p::RateKeyFn = #path;
+            },
+        );
     }
     if let Some(path) = &d.check {
-        let span = path.segments.last().map_or(Span::call_site(), |s| s.ident.span());
+        let span = path
+            .segments
+            .last()
+            .map_or(Span::call_site(), |s| s.ident.span());
         inherent.extend(quote_spanned! {span=>
             fn __check<'a>(principal: &'a #p::Principal, request: &'a #p::Request) -> #p::CheckFuture<'a> {
                 #p::check_future(#path(principal, request))
@@ -235,8 +248,11 @@ pub(crate) fn operation(d: &Decl, m: &mut ImplItemFn, self_name: &Ident) -> Toke
 }
 
 /// `impl Protected` for an `#[OpenApi]` type.
-pub(crate) fn protected_type(krate: &syn::Path, self_ty: &Type, generics: &Generics) -> TokenStream {
+pub(crate) fn protected_type(
+    krate: &syn::Path,
+    self_ty: &Type,
+    generics: &Generics,
+) -> TokenStream {
     let (ig, _, wc) = generics.split_for_impl();
     quote!(impl #ig #krate::Protected for #self_ty #wc {})
 }
-

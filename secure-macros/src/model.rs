@@ -71,8 +71,17 @@ pub(crate) struct Decl {
     pub(crate) given: Vec<(String, Span)>,
 }
 
-pub(crate) const SECURE_KEYS: &[&str] =
-    &["scopes", "roles", "permissions", "rate", "rate_key", "auth", "check", "catalogue", "crate"];
+pub(crate) const SECURE_KEYS: &[&str] = &[
+    "scopes",
+    "roles",
+    "permissions",
+    "rate",
+    "rate_key",
+    "auth",
+    "check",
+    "catalogue",
+    "crate",
+];
 
 const RATE_UNITS: &str = "s, sec, second, m, min, minute, h, hour, d, day";
 
@@ -86,7 +95,14 @@ impl Decl {
             permissions: Vec::new(),
             rate: None,
             rate_key: None,
-            auth: (Auth { bearer: true, api_key: false, basic: false }, None),
+            auth: (
+                Auth {
+                    bearer: true,
+                    api_key: false,
+                    basic: false,
+                },
+                None,
+            ),
             check: None,
             catalogue: None,
             krate: syn::parse_quote!(::poem_secure),
@@ -96,7 +112,10 @@ impl Decl {
             let key = arg.key.unraw().to_string();
             let Some(value) = &arg.value else {
                 if SECURE_KEYS.contains(&key.as_str()) {
-                    errors.at(arg.key.span(), format!("`{key}` needs a value: {}", example(&key)));
+                    errors.at(
+                        arg.key.span(),
+                        format!("`{key}` needs a value: {}", example(&key)),
+                    );
                 } else {
                     errors.at(arg.key.span(), unknown_key(&key));
                 }
@@ -165,14 +184,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 fn lit_str(e: &Expr) -> Option<&LitStr> {
     match e {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Some(s),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s),
         _ => None,
     }
 }
 
 /// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|c| c == 0x21 || (0x23..=0x5B).contains(&c) || (0x5D..=0x7E).contains(&c))
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c == 0x21 || (0x23..=0x5B).contains(&c) || (0x5D..=0x7E).contains(&c))
 }
 
 fn token_error(what: &str, value: &str) -> String {
@@ -191,7 +214,10 @@ fn push_name(out: &mut Vec<Name>, value: &str, span: Span, what: &str, errors: &
     } else if out.iter().any(|n| n.value == value) {
         errors.at(span, format!("{what} `{value}` is listed twice"));
     } else {
-        out.push(Name { value: value.to_owned(), span });
+        out.push(Name {
+            value: value.to_owned(),
+            span,
+        });
     }
 }
 
@@ -241,7 +267,10 @@ fn roles(e: &Expr, errors: &mut Errors) -> (RoleMode, Vec<Name>) {
             _ => None,
         };
         let Some(mode) = mode else {
-            errors.at(call.func.span(), "expected `all(\"a\", \"b\")` or `any(\"a\", \"b\")`");
+            errors.at(
+                call.func.span(),
+                "expected `all(\"a\", \"b\")` or `any(\"a\", \"b\")`",
+            );
             return (RoleMode::Any, Vec::new());
         };
         let mut out = Vec::new();
@@ -251,7 +280,10 @@ fn roles(e: &Expr, errors: &mut Errors) -> (RoleMode, Vec<Name>) {
         for a in &call.args {
             match lit_str(a) {
                 Some(s) => push_name(&mut out, &s.value(), s.span(), "role", errors),
-                None => errors.at(a.span(), "expected a string literal role name, e.g. \"admin\""),
+                None => errors.at(
+                    a.span(),
+                    "expected a string literal role name, e.g. \"admin\"",
+                ),
             }
         }
         return (mode, out);
@@ -273,7 +305,10 @@ fn roles(e: &Expr, errors: &mut Errors) -> (RoleMode, Vec<Name>) {
 
 fn rate(e: &Expr, errors: &mut Errors) -> Option<Rate> {
     let Some(s) = lit_str(e) else {
-        errors.at(e.span(), "expected a rate string such as \"5/min\" or \"10/min, burst = 20\"");
+        errors.at(
+            e.span(),
+            "expected a rate string such as \"5/min\" or \"10/min, burst = 20\"",
+        );
         return None;
     };
     match parse_rate(&s.value()) {
@@ -298,17 +333,28 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
     let count: u32 = match count.trim().parse() {
         Ok(0) => return Err(bad("the count must be at least 1".into())),
         Ok(n) => n,
-        Err(_) => return Err(bad(format!("`{}` is not a whole number of requests", count.trim()))),
+        Err(_) => {
+            return Err(bad(format!(
+                "`{}` is not a whole number of requests",
+                count.trim()
+            )))
+        }
     };
     let period_secs = match unit.trim() {
         "s" | "sec" | "second" => 1,
         "m" | "min" | "minute" => 60,
         "h" | "hour" => 3600,
         "d" | "day" => 86_400,
-        other => return Err(bad(format!("unknown unit `{other}`; use one of {RATE_UNITS}"))),
+        other => {
+            return Err(bad(format!(
+                "unknown unit `{other}`; use one of {RATE_UNITS}"
+            )))
+        }
     };
     if u64::from(count) > u64::from(period_secs) * 1_000_000_000 {
-        return Err(bad("more than one request per nanosecond cannot be limited".into()));
+        return Err(bad(
+            "more than one request per nanosecond cannot be limited".into(),
+        ));
     }
     let burst = match rest {
         None => None,
@@ -317,7 +363,10 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
                 return Err(bad("after the comma write `burst = N`".into()));
             };
             if k.trim() != "burst" {
-                return Err(bad(format!("unknown option `{}`; the only option is `burst = N`", k.trim())));
+                return Err(bad(format!(
+                    "unknown option `{}`; the only option is `burst = N`",
+                    k.trim()
+                )));
             }
             match v.trim().parse::<u32>() {
                 Ok(0) => return Err(bad("the burst must be at least 1".into())),
@@ -326,7 +375,11 @@ pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
             }
         }
     };
-    Ok(Rate { count, period_secs, burst })
+    Ok(Rate {
+        count,
+        period_secs,
+        burst,
+    })
 }
 
 fn rate_key(e: &Expr, errors: &mut Errors) -> Option<RateKey> {
@@ -347,7 +400,11 @@ fn rate_key(e: &Expr, errors: &mut Errors) -> Option<RateKey> {
 }
 
 fn auth(e: &Expr, errors: &mut Errors) -> Option<Auth> {
-    let mut a = Auth { bearer: false, api_key: false, basic: false };
+    let mut a = Auth {
+        bearer: false,
+        api_key: false,
+        basic: false,
+    };
     let one = |e: &Expr, a: &mut Auth, errors: &mut Errors| {
         let name = match e {
             Expr::Path(p) => p.path.get_ident().map(|i| i.to_string()),
@@ -370,7 +427,10 @@ fn auth(e: &Expr, errors: &mut Errors) -> Option<Auth> {
     match e {
         Expr::Call(call) => {
             if !matches!(&*call.func, Expr::Path(p) if p.path.is_ident("any")) {
-                errors.at(call.func.span(), "expected `any(...)`, e.g. `auth = any(bearer, api_key)`");
+                errors.at(
+                    call.func.span(),
+                    "expected `any(...)`, e.g. `auth = any(bearer, api_key)`",
+                );
                 return None;
             }
             if call.args.is_empty() {
@@ -402,7 +462,10 @@ fn crate_path(e: &Expr, errors: &mut Errors) -> Option<Path> {
         _ => match lit_str(e).map(|s| s.parse::<Path>()) {
             Some(Ok(p)) => Some(p),
             _ => {
-                errors.at(e.span(), "expected a crate path, e.g. `crate = \"::poem_secure\"`");
+                errors.at(
+                    e.span(),
+                    "expected a crate path, e.g. `crate = \"::poem_secure\"`",
+                );
                 None
             }
         },

@@ -61,7 +61,8 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     };
 
     let has_handler = f.attrs.iter().any(|a| is_attr(a, "handler"));
-    let is_operation = matches!(f.sig.inputs.first(), Some(FnArg::Receiver(_))) || f.attrs.iter().any(|a| is_attr(a, "oai"));
+    let is_operation = matches!(f.sig.inputs.first(), Some(FnArg::Receiver(_)))
+        || f.attrs.iter().any(|a| is_attr(a, "oai"));
     if is_operation {
         errors.at(
             Span::call_site(),

@@ -15,8 +15,9 @@ pub struct ScopeDecl {
 /// name anything it does not declare, and the OpenAPI document takes the
 /// OAuth2 scheme (token URL, scope descriptions) from it.
 ///
-/// Names are validated while the constant is evaluated, so a malformed
-/// catalogue is itself a compile error.
+/// Names are validated while the constant is evaluated (the builder methods
+/// assert), so a malformed catalogue is itself a compile error; no check here
+/// runs on a request path.
 ///
 /// ```
 /// use secure_runtime::Catalogue;
@@ -88,14 +89,13 @@ impl Catalogue {
     pub const fn scopes(mut self, scopes: &'static [(&'static str, &'static str)]) -> Catalogue {
         let mut i = 0;
         while i < scopes.len() {
-            if !is_scope_token(scopes[i].0) {
-                panic!("catalogue: a scope name must be a non-empty RFC 6749 scope token (printable ASCII, no space, `\"` or `\\`)");
-            }
+            assert!(is_scope_token(scopes[i].0), "catalogue: a scope name must be a non-empty RFC 6749 scope token (printable ASCII, no space, `\"` or `\\`)");
             let mut j = 0;
             while j < i {
-                if str_eq(scopes[i].0, scopes[j].0) {
-                    panic!("catalogue: a scope is declared twice");
-                }
+                assert!(
+                    !str_eq(scopes[i].0, scopes[j].0),
+                    "catalogue: a scope is declared twice"
+                );
                 j += 1;
             }
             i += 1;
@@ -142,7 +142,10 @@ impl Catalogue {
     }
     /// The description of a declared scope.
     pub fn scope_description(&self, scope: &str) -> Option<&'static str> {
-        self.scopes.iter().find(|(n, _)| *n == scope).map(|(_, d)| *d)
+        self.scopes
+            .iter()
+            .find(|(n, _)| *n == scope)
+            .map(|(_, d)| *d)
     }
 }
 
@@ -155,14 +158,10 @@ impl Default for Catalogue {
 const fn check_names(names: &[&str], msg: &'static str) {
     let mut i = 0;
     while i < names.len() {
-        if !is_scope_token(names[i]) {
-            panic!("{}", msg);
-        }
+        assert!(is_scope_token(names[i]), "{}", msg);
         let mut j = 0;
         while j < i {
-            if str_eq(names[i], names[j]) {
-                panic!("{}", msg);
-            }
+            assert!(!str_eq(names[i], names[j]), "{}", msg);
             j += 1;
         }
         i += 1;

@@ -31,11 +31,17 @@ pub struct Denied {
 impl Denied {
     /// 403 Forbidden.
     pub fn forbidden() -> Denied {
-        Denied { not_found: false, reason: Cow::Borrowed("denied by check") }
+        Denied {
+            not_found: false,
+            reason: Cow::Borrowed("denied by check"),
+        }
     }
     /// 404 Not Found.
     pub fn not_found() -> Denied {
-        Denied { not_found: true, reason: Cow::Borrowed("denied by check") }
+        Denied {
+            not_found: true,
+            reason: Cow::Borrowed("denied by check"),
+        }
     }
     /// Attaches a reason for the log (never sent to the client).
     pub fn because(mut self, reason: impl Into<Cow<'static, str>>) -> Denied {
@@ -198,7 +204,9 @@ fn challenges(kinds: AuthKinds, bearer_error: Option<&str>) -> Vec<HeaderValue> 
         out.extend(HeaderValue::from_str(&v).ok());
     }
     if kinds.accepts_basic() {
-        out.push(HeaderValue::from_static("Basic realm=\"api\", charset=\"UTF-8\""));
+        out.push(HeaderValue::from_static(
+            "Basic realm=\"api\", charset=\"UTF-8\"",
+        ));
     }
     if kinds.accepts_api_key() {
         out.push(HeaderValue::from_static("ApiKey"));
@@ -235,7 +243,10 @@ impl ResponseError for AuthRejection {
             RejectionKind::InsufficientScope(scopes) => {
                 // Scope tokens are printable ASCII without `"` or `\` (checked at
                 // compile time), so the value is always a valid header.
-                let v = format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", scopes.join(" "));
+                let v = format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                    scopes.join(" ")
+                );
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     headers.append(header::WWW_AUTHENTICATE, v);
                 }

@@ -105,7 +105,9 @@ impl JwtConfig {
     pub fn hs256(secret: impl AsRef<[u8]>) -> Result<JwtConfig, ConfigError> {
         let secret = secret.as_ref();
         if secret.len() < 32 {
-            return Err(ConfigError::new("the HS256 secret must be at least 32 bytes"));
+            return Err(ConfigError::new(
+                "the HS256 secret must be at least 32 bytes",
+            ));
         }
         Ok(JwtConfig {
             alg: Algorithm::HS256,
@@ -141,9 +143,14 @@ impl JwtConfig {
     }
 
     pub(crate) fn build(self) -> Result<JwtVerifier, ConfigError> {
-        let issuer = self.issuer.clone().ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
-        let audience =
-            self.audience.clone().ok_or_else(|| ConfigError::new("JWT audience (aud) is not configured"))?;
+        let issuer = self
+            .issuer
+            .clone()
+            .ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
+        let audience = self
+            .audience
+            .clone()
+            .ok_or_else(|| ConfigError::new("JWT audience (aud) is not configured"))?;
         if self.leeway > MAX_LEEWAY_SECS {
             return Err(ConfigError::new("JWT leeway must be at most 60 seconds"));
         }
@@ -153,7 +160,12 @@ impl JwtConfig {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = self.leeway;
-        Ok(JwtVerifier { config: self, validation, issuer, audience })
+        Ok(JwtVerifier {
+            config: self,
+            validation,
+            issuer,
+            audience,
+        })
     }
 }
 
@@ -171,23 +183,27 @@ pub(crate) struct JwtVerifier {
 impl JwtVerifier {
     pub(crate) fn verify(&self, token: &str) -> Result<Principal, TokenError> {
         use jsonwebtoken::errors::ErrorKind as K;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.config.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                K::InvalidSignature => TokenError::Signature,
-                K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm,
-                K::ExpiredSignature => TokenError::Expired,
-                K::ImmatureSignature => TokenError::NotYetValid,
-                K::InvalidIssuer => TokenError::Issuer,
-                K::InvalidAudience => TokenError::Audience,
-                K::MissingRequiredClaim(c) => match c.as_str() {
-                    "exp" => TokenError::Expired,
-                    "iss" => TokenError::Issuer,
-                    "aud" => TokenError::Audience,
-                    "sub" => TokenError::Subject,
-                    _ => TokenError::Malformed,
-                },
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            token,
+            &self.config.decoding,
+            &self.validation,
+        )
+        .map_err(|e| match e.kind() {
+            K::InvalidSignature => TokenError::Signature,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm,
+            K::ExpiredSignature => TokenError::Expired,
+            K::ImmatureSignature => TokenError::NotYetValid,
+            K::InvalidIssuer => TokenError::Issuer,
+            K::InvalidAudience => TokenError::Audience,
+            K::MissingRequiredClaim(c) => match c.as_str() {
+                "exp" => TokenError::Expired,
+                "iss" => TokenError::Issuer,
+                "aud" => TokenError::Audience,
+                "sub" => TokenError::Subject,
                 _ => TokenError::Malformed,
-            })?;
+            },
+            _ => TokenError::Malformed,
+        })?;
         if let Some(accepted) = &self.config.typ {
             let typ = data.header.typ.as_deref().unwrap_or("");
             if !accepted.iter().any(|a| a.eq_ignore_ascii_case(typ)) {
@@ -215,11 +231,24 @@ impl JwtVerifier {
         }
         body.insert("jti".into(), claims.jti.to_owned().into());
         body.insert("scope".into(), claims.scopes.join(" ").into());
-        body.insert("roles".into(), claims.roles.iter().map(|r| Value::from(*r)).collect::<Vec<_>>().into());
+        body.insert(
+            "roles".into(),
+            claims
+                .roles
+                .iter()
+                .map(|r| Value::from(*r))
+                .collect::<Vec<_>>()
+                .into(),
+        );
         if !claims.permissions.is_empty() {
             body.insert(
                 "permissions".into(),
-                claims.permissions.iter().map(|r| Value::from(*r)).collect::<Vec<_>>().into(),
+                claims
+                    .permissions
+                    .iter()
+                    .map(|r| Value::from(*r))
+                    .collect::<Vec<_>>()
+                    .into(),
             );
         }
         Some(
@@ -244,14 +273,21 @@ pub(crate) struct AccessClaims<'a> {
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A claim holding names: a JSON array of strings or a space-separated string.
 fn names(v: Option<&Value>) -> Result<Vec<String>, TokenError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        Some(Value::String(s)) => Ok(s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| i.as_str().map(str::to_owned).ok_or(TokenError::Malformed))
@@ -268,7 +304,11 @@ fn principal_from_claims(claims: Map<String, Value>) -> Result<Principal, TokenE
     // RFC 9068: `scope` is a space-separated string.
     let scopes = match claims.get("scope") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         Some(_) => return Err(TokenError::Malformed),
     };
     let roles = names(claims.get("roles"))?;

@@ -6,7 +6,10 @@
 //! this together with the macros.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod catalogue;
 mod credentials;
@@ -28,7 +31,10 @@ pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError,
 pub use error::{problem, AuthRejection, Denied};
 pub use guard::Guard;
 pub use jwt::{JwtConfig, TokenError, MAX_LEEWAY_SECS};
-pub use policy::{check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement, Roles};
+pub use policy::{
+    check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement,
+    Roles,
+};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
 pub use rate::{LimiterUnavailable, MemoryRateLimiter, RateDecision, RateLimiter};
 pub use route::Protected;

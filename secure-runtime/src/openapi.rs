@@ -53,7 +53,9 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
                     OAUTH2_SCHEME,
                     MetaSecurityScheme {
                         ty: "oauth2",
-                        description: Some("OAuth2 password flow; access tokens are JWTs (RFC 9068)."),
+                        description: Some(
+                            "OAuth2 password flow; access tokens are JWTs (RFC 9068).",
+                        ),
                         name: None,
                         key_in: None,
                         scheme: None,
@@ -67,7 +69,10 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
                                 scopes: c
                                     .scopes
                                     .iter()
-                                    .map(|(name, d)| MetaOAuthScope { name, description: Some(d) })
+                                    .map(|(name, d)| MetaOAuthScope {
+                                        name,
+                                        description: Some(d),
+                                    })
                                     .collect(),
                             }),
                             client_credentials: None,
@@ -80,7 +85,9 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
                     BEARER_SCHEME,
                     MetaSecurityScheme {
                         ty: "http",
-                        description: Some("A JWT access token (RFC 9068) in `Authorization: Bearer`."),
+                        description: Some(
+                            "A JWT access token (RFC 9068) in `Authorization: Bearer`.",
+                        ),
                         name: None,
                         key_in: None,
                         scheme: Some("bearer"),
@@ -180,7 +187,10 @@ pub struct Secured<T, R> {
 impl<T, R: OperationOutput<T>> Secured<T, R> {
     /// Wraps the handler's return value.
     pub fn new(value: T) -> Self {
-        Secured { inner: R::convert(value), _marker: PhantomData }
+        Secured {
+            inner: R::convert(value),
+            _marker: PhantomData,
+        }
     }
 }
 
@@ -207,14 +217,23 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
         let mut extra = Vec::new();
         if !policy.public {
             if !has(401) {
-                extra.push(problem_response(401, "Missing, invalid or expired credentials."));
+                extra.push(problem_response(
+                    401,
+                    "Missing, invalid or expired credentials.",
+                ));
             }
             if !has(403) {
-                extra.push(problem_response(403, "The caller lacks a required scope, role or permission."));
+                extra.push(problem_response(
+                    403,
+                    "The caller lacks a required scope, role or permission.",
+                ));
             }
         }
         if policy.rate.is_some() && !has(429) {
-            extra.push(problem_response(429, "Rate limit exceeded; see `Retry-After`."));
+            extra.push(problem_response(
+                429,
+                "Rate limit exceeded; see `Retry-After`.",
+            ));
         }
         meta.responses.extend(extra);
         meta
@@ -227,10 +246,22 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
             schema.title = Some(PROBLEM_SCHEMA.to_owned());
             schema.description = Some("RFC 9457 problem details.");
             schema.properties = vec![
-                ("type", MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))),
-                ("title", MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))),
-                ("status", MetaSchemaRef::Inline(Box::new(MetaSchema::new("integer")))),
-                ("detail", MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))),
+                (
+                    "type",
+                    MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
+                ),
+                (
+                    "title",
+                    MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
+                ),
+                (
+                    "status",
+                    MetaSchemaRef::Inline(Box::new(MetaSchema::new("integer"))),
+                ),
+                (
+                    "detail",
+                    MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
+                ),
             ];
             schema
         });
@@ -239,8 +270,15 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
     fn from_parse_request_error(err: poem::Error) -> Self {
         // A refusal by the guard stays a refusal; anything else goes to the
         // user's own bad-request handler.
-        let inner = if err.is::<AuthRejection>() { Err(err) } else { R::convert(T::from_parse_request_error(err)) };
-        Secured { inner, _marker: PhantomData }
+        let inner = if err.is::<AuthRejection>() {
+            Err(err)
+        } else {
+            R::convert(T::from_parse_request_error(err))
+        };
+        Secured {
+            inner,
+            _marker: PhantomData,
+        }
     }
 }
 
@@ -265,6 +303,11 @@ struct ProblemSchema;
 /// // error: `Open` is not protected
 /// let _ = secure_runtime::openapi::service(Open, "t", "1");
 /// ```
-pub fn service<T: OpenApi + Protected>(api: T, title: impl Into<String>, version: impl Into<String>) -> OpenApiService<T, ()> {
+#[allow(clippy::disallowed_methods)] // the checked wrapper itself
+pub fn service<T: OpenApi + Protected>(
+    api: T,
+    title: impl Into<String>,
+    version: impl Into<String>,
+) -> OpenApiService<T, ()> {
     OpenApiService::new(api, title, version)
 }

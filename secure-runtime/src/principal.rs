@@ -64,7 +64,11 @@ impl std::fmt::Debug for Principal {
 impl Principal {
     /// Starts a principal; verifiers (JWT, API key and Basic stores) build them.
     pub fn builder(kind: CredentialKind, subject: impl Into<String>) -> PrincipalBuilder {
-        PrincipalBuilder(Inner { kind: Some(kind), subject: subject.into(), ..Inner::default() })
+        PrincipalBuilder(Inner {
+            kind: Some(kind),
+            subject: subject.into(),
+            ..Inner::default()
+        })
     }
     /// The credential kind that authenticated the caller.
     pub fn kind(&self) -> CredentialKind {

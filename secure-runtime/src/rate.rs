@@ -63,7 +63,10 @@ impl Default for MemoryRateLimiter {
 impl MemoryRateLimiter {
     /// An empty limiter.
     pub fn new() -> Self {
-        MemoryRateLimiter { start: Instant::now(), tat: Mutex::new(HashMap::new()) }
+        MemoryRateLimiter {
+            start: Instant::now(),
+            tat: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The synchronous check behind [`RateLimiter::check`].

@@ -72,6 +72,7 @@ macro_rules! methods {
             $(
                 $(#[$doc])*
                 #[must_use]
+                #[allow(clippy::disallowed_methods)] // the checked wrapper itself
                 pub fn $name<E>(self, ep: E) -> Methods
                 where
                     E: IntoEndpoint + Protected,
@@ -83,6 +84,7 @@ macro_rules! methods {
         }
         $(
             $(#[$doc])*
+            #[allow(clippy::disallowed_methods)] // the checked wrapper itself
             pub fn $name<E>(ep: E) -> Methods
             where
                 E: IntoEndpoint + Protected,
@@ -132,6 +134,7 @@ impl Route {
     }
     /// Adds a path served by a protected endpoint.
     #[must_use]
+    #[allow(clippy::disallowed_methods)] // the checked wrapper itself
     pub fn at<E>(self, path: impl AsRef<str>, ep: E) -> Self
     where
         E: IntoEndpoint + Protected,
@@ -141,6 +144,7 @@ impl Route {
     }
     /// Nests a protected endpoint (e.g. an `OpenApiService`) under a prefix.
     #[must_use]
+    #[allow(clippy::disallowed_methods)] // the checked wrapper itself
     pub fn nest<E>(self, path: impl AsRef<str>, ep: E) -> Self
     where
         E: IntoEndpoint + Protected,
@@ -150,6 +154,7 @@ impl Route {
     }
     /// Like [`Route::nest`], without stripping the prefix.
     #[must_use]
+    #[allow(clippy::disallowed_methods)] // the checked wrapper itself
     pub fn nest_no_strip<E>(self, path: impl AsRef<str>, ep: E) -> Self
     where
         E: IntoEndpoint + Protected,

@@ -137,14 +137,18 @@ impl SecurityBuilder {
         let api_key_header = HeaderName::try_from(header_name)
             .map_err(|_| ConfigError::new("the API key header name is not a valid header name"))?;
         if api_key_header == header::AUTHORIZATION || api_key_header == header::COOKIE {
-            return Err(ConfigError::new("the API key header must not be Authorization or Cookie"));
+            return Err(ConfigError::new(
+                "the API key header must not be Authorization or Cookie",
+            ));
         }
         Ok(Security(Arc::new(Inner {
             jwt,
             api_keys: self.api_keys,
             basic: self.basic,
             revocations: self.revocations,
-            limiter: self.limiter.unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
+            limiter: self
+                .limiter
+                .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
             api_key_header,
         })))
     }
@@ -244,7 +248,9 @@ impl Security {
             }
         });
         let api_key = if kinds.accepts_api_key() {
-            single_header(req, &self.0.api_key_header)?.map(|v| v.trim_matches(' ')).filter(|v| !v.is_empty())
+            single_header(req, &self.0.api_key_header)?
+                .map(|v| v.trim_matches(' '))
+                .filter(|v| !v.is_empty())
         } else {
             None
         };
@@ -258,17 +264,30 @@ impl Security {
         }
         if let Some(key) = api_key {
             let Some(store) = &self.0.api_keys else {
-                return Err(misconfigured(policy, "auth = api_key but no API key store is configured"));
+                return Err(misconfigured(
+                    policy,
+                    "auth = api_key but no API key store is configured",
+                ));
             };
-            let p = store.verify(key).await.map_err(|e| refused(policy, CredentialKind::ApiKey, e))?;
+            let p = store
+                .verify(key)
+                .await
+                .map_err(|e| refused(policy, CredentialKind::ApiKey, e))?;
             found = found.or(Some(p));
         }
         Ok(found)
     }
 
-    async fn verify_bearer(&self, policy: &'static Policy, token: &str) -> Result<Principal, AuthRejection> {
+    async fn verify_bearer(
+        &self,
+        policy: &'static Policy,
+        token: &str,
+    ) -> Result<Principal, AuthRejection> {
         let Some(jwt) = &self.0.jwt else {
-            return Err(misconfigured(policy, "auth = bearer but no JWT verifier is configured"));
+            return Err(misconfigured(
+                policy,
+                "auth = bearer but no JWT verifier is configured",
+            ));
         };
         let invalid = |e: TokenError| {
             tracing::info!(target: AUDIT_TARGET, event = "token_refused", route = policy.id, reason = %e);
@@ -288,19 +307,33 @@ impl Security {
         Ok(p)
     }
 
-    async fn verify_basic(&self, policy: &'static Policy, b64: &str) -> Result<Principal, AuthRejection> {
+    async fn verify_basic(
+        &self,
+        policy: &'static Policy,
+        b64: &str,
+    ) -> Result<Principal, AuthRejection> {
         use base64::Engine as _;
         let Some(store) = &self.0.basic else {
-            return Err(misconfigured(policy, "auth = basic but no Basic verifier is configured"));
+            return Err(misconfigured(
+                policy,
+                "auth = basic but no Basic verifier is configured",
+            ));
         };
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .ok()
             .and_then(|b| String::from_utf8(b).ok());
         let Some((user, pass)) = decoded.as_deref().and_then(|s| s.split_once(':')) else {
-            return Err(refused(policy, CredentialKind::Basic, CredentialError::Invalid));
+            return Err(refused(
+                policy,
+                CredentialKind::Basic,
+                CredentialError::Invalid,
+            ));
         };
-        store.verify(user, pass).await.map_err(|e| refused(policy, CredentialKind::Basic, e))
+        store
+            .verify(user, pass)
+            .await
+            .map_err(|e| refused(policy, CredentialKind::Basic, e))
     }
 
     async fn rate_limit(
@@ -309,7 +342,9 @@ impl Security {
         req: &Request,
         p: Option<&Principal>,
     ) -> Result<(), AuthRejection> {
-        let Some(rate) = policy.rate else { return Ok(()) };
+        let Some(rate) = policy.rate else {
+            return Ok(());
+        };
         let key = rate_key(policy, req, p);
         match self.0.limiter.check(policy.id, &key, rate).await {
             Ok(RateDecision::Allowed) => Ok(()),
@@ -346,13 +381,21 @@ fn rate_key(policy: &Policy, req: &Request, p: Option<&Principal>) -> String {
 
 /// The value of a header that must appear at most once; several copies, or a
 /// value that is not visible ASCII, is a malformed request (400).
-fn single_header<'r>(req: &'r Request, name: &HeaderName) -> Result<Option<&'r str>, AuthRejection> {
+fn single_header<'r>(
+    req: &'r Request,
+    name: &HeaderName,
+) -> Result<Option<&'r str>, AuthRejection> {
     let mut values = req.headers().get_all(name).iter();
-    let Some(first) = values.next() else { return Ok(None) };
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(AuthRejection::new(RejectionKind::BadRequest));
     }
-    first.to_str().map(Some).map_err(|_| AuthRejection::new(RejectionKind::BadRequest))
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| AuthRejection::new(RejectionKind::BadRequest))
 }
 
 fn audit_refused(policy: &Policy, reason: &'static str) {
@@ -381,7 +424,10 @@ impl<E: Endpoint> Middleware<E> for Security {
     type Output = SecurityEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        SecurityEndpoint { inner: ep, security: self.clone() }
+        SecurityEndpoint {
+            inner: ep,
+            security: self.clone(),
+        }
     }
 }
 
@@ -396,7 +442,10 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> PoemResult<Self::Output> {
         req.extensions_mut().insert(self.security.clone());
-        req.extensions_mut().insert(RequestAuth { security: self.security.clone(), principal: OnceLock::new() });
+        req.extensions_mut().insert(RequestAuth {
+            security: self.security.clone(),
+            principal: OnceLock::new(),
+        });
         self.inner.call(req).await
     }
 }
@@ -426,5 +475,9 @@ pub(crate) fn verified_principal(req: &Request) -> Result<Principal, AuthRejecti
         .extensions()
         .get::<RequestAuth>()
         .ok_or_else(|| AuthRejection::new(RejectionKind::NotInstalled))?;
-    state.principal.get().cloned().ok_or_else(|| AuthRejection::missing(AuthKinds::BEARER))
+    state
+        .principal
+        .get()
+        .cloned()
+        .ok_or_else(|| AuthRejection::missing(AuthKinds::BEARER))
 }

@@ -89,7 +89,10 @@ impl TestToken<'_> {
     /// When `security` has no JWT signing key (a test setup error).
     pub fn sign(&self) -> String {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let jti = self.jti.clone().unwrap_or_else(|| format!("test-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+        let jti = self
+            .jti
+            .clone()
+            .unwrap_or_else(|| format!("test-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
         let s: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
         let r: Vec<&str> = self.roles.iter().map(String::as_str).collect();
         let p: Vec<&str> = self.permissions.iter().map(String::as_str).collect();

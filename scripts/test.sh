@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine: installs what is
+# missing, then runs unit, integration, trybuild UI and doc tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests need, installed only when missing.
+need_apt=()
+# (later suites add e.g. redis-server here)
+if ((${#need_apt[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+    else
+        echo "missing packages: ${need_apt[*]} (install them, or run as root)" >&2
+        exit 1
+    fi
+fi
+
+cargo test --workspace --all-features "$@"
