@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests need, installed only when missing.
 need_apt=()
-# (later suites add e.g. redis-server here)
+# The Redis-backed stores are tested against a real redis-server, which the
+# tests start themselves on a random port.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

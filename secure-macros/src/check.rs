@@ -8,15 +8,18 @@ use crate::{
 pub(crate) fn check(d: &Decl, errors: &mut Errors) {
     if d.kind == Kind::Public {
         for (key, span) in &d.given {
-            if !matches!(key.as_str(), "rate" | "rate_key" | "crate") {
+            if !matches!(key.as_str(), "rate" | "rate_key" | "rate_group" | "crate") {
                 errors.at(
                     *span,
                     format!(
-                        "`#[public]` takes only `rate` and `rate_key`: a public handler requires no credential, so `{key}` cannot apply; use `#[secure({key} = ...)]` to require one"
+                        "`#[public]` takes only `rate`, `rate_key` and `rate_group`: a public handler requires no credential, so `{key}` cannot apply; use `#[secure({key} = ...)]` to require one"
                     ),
                 );
             }
         }
+    }
+    if let (Some((_, span)), None) = (&d.rate_group, &d.rate) {
+        errors.at(*span, "`rate_group` without `rate` has no effect: add `rate = \"N/unit\"`, or remove it");
     }
     if let Some((key, span)) = &d.rate_key {
         if d.rate.is_none() {

@@ -65,6 +65,13 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
         Some((RateKey::IpUser, _)) => quote!(#p::RateKey::IpUser),
         Some((RateKey::Custom(_), _)) => quote!(#p::RateKey::Custom(#req::__RATE_KEY)),
     };
+    let rate_group = match &d.rate_group {
+        Some((g, span)) => {
+            let g = LitStr::new(g, *span);
+            quote!(::core::option::Option::Some(#g))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let check = match &d.check {
         Some(_) => quote!(::core::option::Option::Some(#req::__check as #p::CheckFn)),
         None => quote!(::core::option::Option::None),
@@ -83,6 +90,7 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
             permissions: #permissions,
             rate: #rate,
             rate_key: #rate_key,
+            rate_group: #rate_group,
             check: #check,
             catalogue: #catalogue,
         }

@@ -34,6 +34,7 @@ mod secure;
 /// | `permissions` | like `scopes` | all required |
 /// | `rate` | `"5/min"`, `"100/s"`, `"1000/hour"`, `"10/min, burst = 20"` | units s/sec/second, m/min/minute, h/hour, d/day |
 /// | `rate_key` | `ip`, `user`, `api_key`, `ip_user`, or a path to `fn(&Request, Option<&Principal>) -> String` | default `user` |
+/// | `rate_group` | `"login"` | routes naming one group share one bucket |
 /// | `auth` | `bearer` (default), `api_key`, `basic`, `any(bearer, api_key)` | accepted credentials |
 /// | `check` | path to `async fn(&Principal, &Request) -> Result<(), Denied>` | runs after the built-in rules |
 /// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there |
@@ -82,7 +83,8 @@ pub fn secure(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Declares a poem handler deliberately public, optionally rate limited
-/// (`rate`, `rate_key`: `ip` by default, or a custom fn). It takes no other key.
+/// (`rate`, `rate_key`: `ip` by default, or a custom fn; `rate_group`). It
+/// takes no other key.
 ///
 /// No credential is required. A presented credential is still verified: an
 /// invalid one is refused with 401 rather than ignored, and a valid one is

@@ -63,6 +63,7 @@ pub(crate) struct Decl {
     pub(crate) permissions: Vec<Name>,
     pub(crate) rate: Option<(Rate, Span)>,
     pub(crate) rate_key: Option<(RateKey, Span)>,
+    pub(crate) rate_group: Option<(String, Span)>,
     pub(crate) auth: (Auth, Option<Span>),
     pub(crate) check: Option<Path>,
     pub(crate) catalogue: Option<Path>,
@@ -77,6 +78,7 @@ pub(crate) const SECURE_KEYS: &[&str] = &[
     "permissions",
     "rate",
     "rate_key",
+    "rate_group",
     "auth",
     "check",
     "catalogue",
@@ -95,6 +97,7 @@ impl Decl {
             permissions: Vec::new(),
             rate: None,
             rate_key: None,
+            rate_group: None,
             auth: (
                 Auth {
                     bearer: true,
@@ -128,6 +131,7 @@ impl Decl {
                 "roles" => d.roles = roles(value, errors),
                 "rate" => d.rate = rate(value, errors).map(|r| (r, value.span())),
                 "rate_key" => d.rate_key = rate_key(value, errors).map(|r| (r, value.span())),
+                "rate_group" => d.rate_group = rate_group(value, errors),
                 "auth" => {
                     if let Some(a) = auth(value, errors) {
                         d.auth = (a, Some(value.span()));
@@ -152,6 +156,7 @@ fn example(key: &str) -> &'static str {
         "rate_key" => "`rate_key = ip` (or user, api_key, ip_user, or a path to a fn)",
         "auth" => "`auth = bearer` (or api_key, basic, any(bearer, api_key))",
         "check" => "`check = path::to::async_fn`",
+        "rate_group" => "`rate_group = \"login\"` (routes naming one group share a bucket)",
         "catalogue" => "`catalogue = path::to::CATALOGUE`",
         _ => "`crate = \"::poem_secure\"`",
     }
@@ -164,7 +169,7 @@ fn unknown_key(key: &str) -> String {
         .map(|k| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
     format!(
-        "unknown key `{key}`{suggestion} (valid keys: scopes, roles, permissions, rate, rate_key, auth, check, catalogue, crate)"
+        "unknown key `{key}`{suggestion} (valid keys: scopes, roles, permissions, rate, rate_key, rate_group, auth, check, catalogue, crate)"
     )
 }
 
@@ -397,6 +402,20 @@ fn rate_key(e: &Expr, errors: &mut Errors) -> Option<RateKey> {
         }
     }
     Some(RateKey::Custom(p.path.clone()))
+}
+
+fn rate_group(e: &Expr, errors: &mut Errors) -> Option<(String, Span)> {
+    match lit_str(e) {
+        Some(s) if is_token(&s.value()) => Some((s.value(), s.span())),
+        Some(s) => {
+            errors.at(s.span(), "a rate group is a non-empty name without spaces, e.g. \"login\"");
+            None
+        }
+        None => {
+            errors.at(e.span(), "expected a group name string, e.g. `rate_group = \"login\"`");
+            None
+        }
+    }
 }
 
 fn auth(e: &Expr, errors: &mut Errors) -> Option<Auth> {

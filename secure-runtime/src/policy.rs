@@ -46,6 +46,7 @@ pub type RateKeyFn = fn(&Request, Option<&Principal>) -> String;
 ///     permissions: &[],
 ///     rate: Some(Rate { count: 5, period_secs: 60, burst: None }),
 ///     rate_key: RateKey::Default,
+///     rate_group: None,
 ///     check: None,
 ///     catalogue: None,
 /// };
@@ -70,10 +71,23 @@ pub struct Policy {
     pub rate: Option<Rate>,
     /// What the rate limit is counted per.
     pub rate_key: RateKey,
+    /// A bucket shared by every declaration naming the same group
+    /// (`rate_group = "login"`); `None`: the declaration's own bucket (`id`).
+    pub rate_group: Option<&'static str>,
     /// A custom rule run after the built-in ones.
     pub check: Option<CheckFn>,
     /// The scope and role catalogue the declaration was checked against.
     pub catalogue: Option<&'static Catalogue>,
+}
+
+impl Policy {
+    /// The rate-limit bucket: the shared group if named, else the declaration.
+    pub fn rate_bucket(&self) -> &'static str {
+        match self.rate_group {
+            Some(g) => g,
+            None => self.id,
+        }
+    }
 }
 
 /// Which credential kinds a handler accepts (`auth = ...`).
@@ -201,7 +215,7 @@ pub enum RateKey {
 ///     const POLICY: &'static Policy = &Policy {
 ///         id: "doc::any", public: false, auth: AuthKinds::BEARER, scopes: &[],
 ///         roles: Roles::None, permissions: &[], rate: None,
-///         rate_key: RateKey::Default, check: None, catalogue: None,
+///         rate_key: RateKey::Default, rate_group: None, check: None, catalogue: None,
 ///     };
 /// }
 /// assert!(!AnyCaller::POLICY.public);

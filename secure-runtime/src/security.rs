@@ -346,7 +346,7 @@ impl Security {
             return Ok(());
         };
         let key = rate_key(policy, req, p);
-        match self.0.limiter.check(policy.id, &key, rate).await {
+        match self.0.limiter.check(policy.rate_bucket(), &key, rate).await {
             Ok(RateDecision::Allowed) => Ok(()),
             Ok(RateDecision::Limited { retry_after }) => {
                 tracing::info!(target: AUDIT_TARGET, event = "rate_limited", route = policy.id);

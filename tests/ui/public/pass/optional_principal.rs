@@ -11,7 +11,7 @@ fn by_forwarded(_req: &poem::Request, _p: Option<&Principal>) -> String {
     String::new()
 }
 
-#[public(rate = "10/min, burst = 3", rate_key = by_forwarded)]
+#[public(rate = "10/min, burst = 3", rate_key = by_forwarded, rate_group = "anon")]
 #[handler]
 async fn limited() -> &'static str {
     "ok"

@@ -10,3 +10,7 @@ async fn list() {}
 async fn keyed() {}
 
 fn main() {}
+
+#[secure(rate_group = "login")]
+#[handler]
+async fn grouped() {}

@@ -41,7 +41,7 @@ async fn lists() {}
 #[handler]
 async fn service() {}
 
-#[secure(auth = basic, rate = "1/day")]
+#[secure(auth = basic, rate = "1/day", rate_group = "shared")]
 #[handler]
 async fn basic() {}
 
