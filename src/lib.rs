@@ -48,7 +48,7 @@ pub mod __private {
     pub use poem::{error::IntoResult, IntoResponse, Request, Response, Result as PoemResult};
     pub use secure_runtime::{
         check_future,
-        openapi::{OaiGuard, OperationOutput, ScopeName, Secured},
+        openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
         AuthKinds, CheckFn, CheckFuture, Guard, Policy, Principal, Rate, RateKey, RateKeyFn,
         Requirement, Roles,
     };

@@ -132,6 +132,35 @@ fn catalogue_checks(d: &Decl) -> TokenStream {
     out
 }
 
+/// The documented meaning of a 403 for this declaration.
+fn forbidden_doc(d: &Decl) -> String {
+    let list = |v: &[crate::model::Name]| v.iter().map(|n| format!("`{}`", n.value)).collect::<Vec<_>>().join(", ");
+    let mut parts = Vec::new();
+    if !d.scopes.is_empty() {
+        parts.push(format!("all of the scopes {}", list(&d.scopes)));
+    }
+    if !d.roles.1.is_empty() {
+        let mode = match d.roles.0 {
+            RoleMode::Any if d.roles.1.len() > 1 => "one of the roles",
+            RoleMode::Any => "the role",
+            RoleMode::All => "all of the roles",
+        };
+        parts.push(format!("{mode} {}", list(&d.roles.1)));
+    }
+    if !d.permissions.is_empty() {
+        parts.push(format!("all of the permissions {}", list(&d.permissions)));
+    }
+    let mut doc = if parts.is_empty() {
+        "Forbidden.".to_owned()
+    } else {
+        format!("Forbidden unless the caller has {}.", parts.join("; "))
+    };
+    if d.check.is_some() {
+        doc.push_str(" An object-level check also applies.");
+    }
+    doc
+}
+
 /// The requirement type of one declaration and everything attached to it.
 fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> TokenStream {
     let k = &d.krate;
@@ -157,6 +186,7 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
         });
     }
     let checks = catalogue_checks(d);
+    let forbidden = forbidden_doc(d);
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
@@ -165,6 +195,7 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
         impl #req { #inherent }
         impl #p::Requirement for #req {
             const POLICY: &'static #p::Policy = &#policy;
+            const FORBIDDEN_DOC: &'static str = #forbidden;
         }
         #checks
     }
@@ -211,18 +242,22 @@ pub(crate) fn operation(d: &Decl, m: &mut ImplItemFn, self_name: &Ident) -> Toke
 
     // The guard: a security-scheme parameter for `#[secure]` (documented, with
     // its scopes), a plain extractor for `#[public]` (nothing to document).
-    let guard: FnArg = match d.kind {
+    let guards: Vec<FnArg> = match d.kind {
         Kind::Secure => {
-            let scope_attrs = (0..d.scopes.len()).map(|i| {
-                let path = LitStr::new(&format!("{req}::__S{i}"), Span::call_site());
-                quote!(#[oai(scope = #path)])
-            });
-            parse_quote!(#(#scope_attrs)* __secure_guard: #p::OaiGuard<#req>)
+            let paths = (0..d.scopes.len()).map(|i| LitStr::new(&format!("{req}::__S{i}"), Span::call_site()));
+            // One `#[oai]` per parameter: poem-openapi reads only the first.
+            let scopes_attr = (!d.scopes.is_empty()).then(|| quote!(#[oai(#(scope = #paths),*)]));
+            vec![
+                parse_quote!(#scopes_attr __secure_scopes: #p::OaiScopes<#req>),
+                parse_quote!(__secure_guard: #p::OaiGuard<#req>),
+            ]
         }
-        Kind::Public => parse_quote!(__secure_guard: #p::Guard<#req>),
+        Kind::Public => vec![parse_quote!(__secure_guard: #p::Guard<#req>)],
     };
     let at = usize::from(matches!(m.sig.inputs.first(), Some(FnArg::Receiver(_))));
-    m.sig.inputs.insert(at, guard);
+    for (i, g) in guards.into_iter().enumerate() {
+        m.sig.inputs.insert(at + i, g);
+    }
 
     let scope_consts = d.scopes.iter().enumerate().map(|(i, s)| {
         let c = format_ident!("__S{}", i);

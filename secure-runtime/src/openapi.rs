@@ -13,7 +13,7 @@ use poem_openapi::{
     OpenApiService,
 };
 
-use crate::{security, AuthRejection, Protected, Requirement};
+use crate::{security, AuthRejection, Catalogue, Protected, Requirement};
 
 /// Name of the OAuth2 password-flow scheme (used with a catalogue that has a
 /// `token_url`).
@@ -29,13 +29,74 @@ pub const PROBLEM_SCHEMA: &str = "ProblemDetails";
 
 /// The security-scheme parameter that `#[deny_unprotected]` adds to each
 /// `#[secure]` operation: it verifies the caller (like [`crate::Guard`]) and
-/// documents the schemes and the operation's scopes.
+/// documents the non-OAuth2 schemes it accepts (`bearerAuth`, `apiKey`,
+/// `basicAuth`), each with an empty scope list as OpenAPI 3.0 requires.
 pub struct OaiGuard<R>(PhantomData<fn() -> R>);
 
-fn bearer_scheme_name<R: Requirement>() -> &'static str {
-    match R::POLICY.catalogue.and_then(|c| c.token_url) {
-        Some(_) => OAUTH2_SCHEME,
-        None => BEARER_SCHEME,
+/// A documentation-only parameter placed before [`OaiGuard`]: it carries the
+/// operation's scopes (`#[oai(scope = ...)]`) and names the OAuth2 scheme when
+/// the catalogue has a token URL; otherwise it documents nothing. Extracting
+/// it does nothing: [`OaiGuard`] enforces.
+pub struct OaiScopes<R>(PhantomData<fn() -> R>);
+
+fn oauth2_flow<R: Requirement>() -> Option<(&'static Catalogue, &'static str)> {
+    let policy = R::POLICY;
+    if !policy.auth.accepts_bearer() {
+        return None;
+    }
+    policy.catalogue.and_then(|c| c.token_url.map(|u| (c, u)))
+}
+
+impl<'a, R: Requirement> ApiExtractor<'a> for OaiScopes<R> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        if let Some((c, token_url)) = oauth2_flow::<R>() {
+            registry.create_security_scheme(
+                OAUTH2_SCHEME,
+                MetaSecurityScheme {
+                    ty: "oauth2",
+                    description: Some("OAuth2 password flow; access tokens are JWTs (RFC 9068)."),
+                    name: None,
+                    key_in: None,
+                    scheme: None,
+                    bearer_format: None,
+                    flows: Some(MetaOAuthFlows {
+                        implicit: None,
+                        password: Some(MetaOAuthFlow {
+                            authorization_url: None,
+                            token_url: Some(token_url),
+                            refresh_url: c.refresh_url,
+                            scopes: c
+                                .scopes
+                                .iter()
+                                .map(|(name, d)| MetaOAuthScope { name, description: Some(d) })
+                                .collect(),
+                        }),
+                        client_credentials: None,
+                        authorization_code: None,
+                    }),
+                    openid_connect_url: None,
+                },
+            );
+        }
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        match oauth2_flow::<R>() {
+            Some(_) => vec![OAUTH2_SCHEME],
+            None => Vec::new(),
+        }
+    }
+
+    async fn from_request(
+        _request: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> Result<Self> {
+        Ok(OaiScopes(PhantomData))
     }
 }
 
@@ -46,57 +107,20 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
 
     fn register(registry: &mut Registry) {
         let policy = R::POLICY;
-        let catalogue = policy.catalogue;
-        if policy.auth.accepts_bearer() {
-            match catalogue.and_then(|c| c.token_url.map(|u| (c, u))) {
-                Some((c, token_url)) => registry.create_security_scheme(
-                    OAUTH2_SCHEME,
-                    MetaSecurityScheme {
-                        ty: "oauth2",
-                        description: Some(
-                            "OAuth2 password flow; access tokens are JWTs (RFC 9068).",
-                        ),
-                        name: None,
-                        key_in: None,
-                        scheme: None,
-                        bearer_format: None,
-                        flows: Some(MetaOAuthFlows {
-                            implicit: None,
-                            password: Some(MetaOAuthFlow {
-                                authorization_url: None,
-                                token_url: Some(token_url),
-                                refresh_url: c.refresh_url,
-                                scopes: c
-                                    .scopes
-                                    .iter()
-                                    .map(|(name, d)| MetaOAuthScope {
-                                        name,
-                                        description: Some(d),
-                                    })
-                                    .collect(),
-                            }),
-                            client_credentials: None,
-                            authorization_code: None,
-                        }),
-                        openid_connect_url: None,
-                    },
-                ),
-                None => registry.create_security_scheme(
-                    BEARER_SCHEME,
-                    MetaSecurityScheme {
-                        ty: "http",
-                        description: Some(
-                            "A JWT access token (RFC 9068) in `Authorization: Bearer`.",
-                        ),
-                        name: None,
-                        key_in: None,
-                        scheme: Some("bearer"),
-                        bearer_format: Some("JWT"),
-                        flows: None,
-                        openid_connect_url: None,
-                    },
-                ),
-            }
+        if policy.auth.accepts_bearer() && oauth2_flow::<R>().is_none() {
+            registry.create_security_scheme(
+                BEARER_SCHEME,
+                MetaSecurityScheme {
+                    ty: "http",
+                    description: Some("A JWT access token (RFC 9068) in `Authorization: Bearer`."),
+                    name: None,
+                    key_in: None,
+                    scheme: Some("bearer"),
+                    bearer_format: Some("JWT"),
+                    flows: None,
+                    openid_connect_url: None,
+                },
+            );
         }
         if policy.auth.accepts_api_key() {
             registry.create_security_scheme(
@@ -104,7 +128,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
                 MetaSecurityScheme {
                     ty: "apiKey",
                     description: Some("An API key issued by the service."),
-                    name: Some(catalogue.map_or("X-API-Key", |c| c.api_key_header)),
+                    name: Some(policy.catalogue.map_or("X-API-Key", |c| c.api_key_header)),
                     key_in: Some("header"),
                     scheme: None,
                     bearer_format: None,
@@ -133,8 +157,8 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
     fn security_schemes() -> Vec<&'static str> {
         let auth = R::POLICY.auth;
         let mut out = Vec::with_capacity(3);
-        if auth.accepts_bearer() {
-            out.push(bearer_scheme_name::<R>());
+        if auth.accepts_bearer() && oauth2_flow::<R>().is_none() {
+            out.push(BEARER_SCHEME);
         }
         if auth.accepts_api_key() {
             out.push(API_KEY_SCHEME);

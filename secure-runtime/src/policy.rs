@@ -223,4 +223,7 @@ pub enum RateKey {
 pub trait Requirement: Send + Sync + 'static {
     /// The handler's policy.
     const POLICY: &'static Policy;
+    /// The description of the documented 403 response; generated code names
+    /// the exact scopes, roles and permissions.
+    const FORBIDDEN_DOC: &'static str = "The caller lacks a required scope, role or permission.";
 }
