@@ -1,14 +1,21 @@
-//! JWT bearer verification (RFC 7519, RFC 9068 access-token profile).
+//! JWT bearer verification (RFC 7519, RFC 9068 access-token profile), access
+//! token issuance, key rotation by `kid`, and JWKS.
 
 use std::{
     fmt,
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::{
+    jwk::{Jwk, JwkSet},
+    DecodingKey, EncodingKey, Header, Validation,
+};
 use serde_json::{Map, Value};
 
 use crate::{
+    credentials::BoxFuture,
     principal::{CredentialKind, Principal},
     ConfigError,
 };
@@ -22,7 +29,7 @@ pub const MAX_LEEWAY_SECS: u64 = 60;
 pub enum TokenError {
     /// Not a JWT, bad base64/JSON, or a claim of the wrong type.
     Malformed,
-    /// The header's `alg` is not the configured one.
+    /// The header's `alg` is not the one bound to the key.
     Algorithm,
     /// The signature does not verify.
     Signature,
@@ -40,6 +47,8 @@ pub enum TokenError {
     Type,
     /// The token's `jti` was revoked.
     Revoked,
+    /// No key with the token's `kid` (or no `kid` where several keys exist).
+    UnknownKey,
 }
 
 impl fmt::Display for TokenError {
@@ -55,16 +64,47 @@ impl fmt::Display for TokenError {
             TokenError::Subject => "missing subject",
             TokenError::Type => "wrong typ header",
             TokenError::Revoked => "revoked",
+            TokenError::UnknownKey => "unknown key id",
         };
         f.write_str(s)
     }
 }
 
-/// Configuration of JWT verification (and, with a signing key, issuance).
+/// A source of verification keys by `kid`, for tokens of an external identity
+/// provider (resource-server mode). [`crate::JwksClient`] implements it.
+pub trait KeySource: Send + Sync + 'static {
+    /// The key with this `kid`, bound to its algorithm. `Ok(None)`: unknown
+    /// (after at most one rate-limited refresh). `Err`: no usable key set at
+    /// all (the source is down and nothing is cached), refused with 503.
+    fn key<'a>(&'a self, kid: &'a str) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>>;
+}
+
+/// A [`KeySource`] has no usable key set (fail closed: 503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySourceDown;
+
+#[derive(Clone)]
+struct VerifyKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+    /// The public JWK, for [`crate::Security::jwks`] (asymmetric keys only).
+    jwk: Option<Jwk>,
+}
+
+#[derive(Clone)]
+struct SigningKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+/// Configuration of JWT verification and, with a signing key, issuance.
 ///
-/// HS256 by default, the algorithm pinned (the token's own `alg` is never
-/// trusted), `iss` and `aud` required and checked, `exp` required, `nbf`
-/// honoured, leeway at most 60 s, header `typ` = `at+jwt` required.
+/// Defaults: the algorithm pinned per key (the token's own `alg` is never
+/// trusted), `iss` and `aud` required and checked, `exp` and `sub` required,
+/// `nbf` honoured, leeway 30 s (at most 60), header `typ` = `at+jwt`
+/// required, access tokens valid for 15 minutes.
 ///
 /// ```
 /// use secure_runtime::JwtConfig;
@@ -79,20 +119,21 @@ impl fmt::Display for TokenError {
 /// ```
 #[derive(Clone)]
 pub struct JwtConfig {
-    alg: Algorithm,
-    decoding: DecodingKey,
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-    encoding: Option<EncodingKey>,
+    keys: Vec<VerifyKey>,
+    signing: Option<SigningKey>,
+    source: Option<Arc<dyn KeySource>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
     typ: Option<Vec<String>>,
+    access_ttl_secs: u64,
+    error: Option<ConfigError>,
 }
 
 impl fmt::Debug for JwtConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtConfig")
-            .field("alg", &self.alg)
+            .field("algorithms", &self.keys.iter().map(|k| k.alg).collect::<Vec<_>>())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
@@ -100,25 +141,135 @@ impl fmt::Debug for JwtConfig {
     }
 }
 
-impl JwtConfig {
-    /// HS256 with a shared secret of at least 32 bytes (RFC 7518 §3.2).
-    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<JwtConfig, ConfigError> {
-        let secret = secret.as_ref();
-        if secret.len() < 32 {
-            return Err(ConfigError::new(
-                "the HS256 secret must be at least 32 bytes",
-            ));
+fn pem_error(what: &str) -> ConfigError {
+    ConfigError::new(format!("{what} is not a valid PEM key for its algorithm"))
+}
+
+fn decoding_from_pem(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, ConfigError> {
+    use Algorithm::*;
+    match alg {
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => DecodingKey::from_rsa_pem(pem),
+        ES256 | ES384 => DecodingKey::from_ec_pem(pem),
+        EdDSA => DecodingKey::from_ed_pem(pem),
+        HS256 | HS384 | HS512 => {
+            return Err(ConfigError::new("an HMAC algorithm takes a secret, not a PEM key: use JwtConfig::hs256"))
         }
-        Ok(JwtConfig {
-            alg: Algorithm::HS256,
-            decoding: DecodingKey::from_secret(secret),
-            encoding: Some(EncodingKey::from_secret(secret)),
+        _ => return Err(ConfigError::new("unsupported JWT algorithm")),
+    }
+    .map_err(|_| pem_error("the public key"))
+}
+
+fn encoding_from_pem(alg: Algorithm, pem: &[u8]) -> Result<EncodingKey, ConfigError> {
+    use Algorithm::*;
+    match alg {
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => EncodingKey::from_rsa_pem(pem),
+        ES256 | ES384 => EncodingKey::from_ec_pem(pem),
+        EdDSA => EncodingKey::from_ed_pem(pem),
+        HS256 | HS384 | HS512 => return Err(ConfigError::new("an HMAC algorithm takes a secret, not a PEM key")),
+        _ => return Err(ConfigError::new("unsupported JWT algorithm")),
+    }
+    .map_err(|_| pem_error("the private key"))
+}
+
+impl JwtConfig {
+    fn base() -> JwtConfig {
+        JwtConfig {
+            keys: Vec::new(),
+            signing: None,
+            source: None,
             issuer: None,
             audience: None,
             leeway: 30,
             typ: Some(vec!["at+jwt".to_owned(), "application/at+jwt".to_owned()]),
-        })
+            access_ttl_secs: 900,
+            error: None,
+        }
     }
+
+    /// HS256 with a shared secret of at least 32 bytes (RFC 7518 §3.2); the
+    /// secret both signs and verifies.
+    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<JwtConfig, ConfigError> {
+        let secret = secret.as_ref();
+        if secret.len() < 32 {
+            return Err(ConfigError::new("the HS256 secret must be at least 32 bytes"));
+        }
+        let mut c = Self::base();
+        c.keys.push(VerifyKey {
+            kid: None,
+            alg: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+            jwk: None,
+        });
+        c.signing = Some(SigningKey { kid: None, alg: Algorithm::HS256, key: EncodingKey::from_secret(secret) });
+        Ok(c)
+    }
+
+    /// An asymmetric key pair from PEM files (RS256/384/512, PS256/384/512,
+    /// ES256/384, EdDSA): the service signs with the private key and verifies
+    /// with the public one, which it can publish with [`crate::Security::jwks`].
+    /// The key is bound to `alg`: a token naming any other algorithm — an
+    /// HS256 token "signed" with the public key, say — is refused.
+    ///
+    /// ```
+    /// use secure_runtime::{Algorithm, JwtConfig};
+    /// let err = JwtConfig::key_pair_pem(Algorithm::ES256, b"not a key", b"nor this").unwrap_err();
+    /// assert!(err.to_string().contains("not a valid PEM key"));
+    /// ```
+    pub fn key_pair_pem(alg: Algorithm, private_pem: &[u8], public_pem: &[u8]) -> Result<JwtConfig, ConfigError> {
+        let signing = encoding_from_pem(alg, private_pem)?;
+        let mut c = Self::verify_pem(alg, public_pem)?;
+        let jwk = Jwk::from_encoding_key(&signing, alg).ok();
+        if let Some(k) = c.keys.first_mut() {
+            // jsonwebtoken's JWK of an asymmetric key holds only the public
+            // parameters (RSA n/e, EC x/y, OKP x).
+            k.jwk = jwk;
+        }
+        c.signing = Some(SigningKey { kid: None, alg, key: signing });
+        Ok(c)
+    }
+
+    /// Verification only, with a public key from PEM (tokens issued elsewhere).
+    pub fn verify_pem(alg: Algorithm, public_pem: &[u8]) -> Result<JwtConfig, ConfigError> {
+        let key = decoding_from_pem(alg, public_pem)?;
+        let mut c = Self::base();
+        c.keys.push(VerifyKey { kid: None, alg, key, jwk: None });
+        Ok(c)
+    }
+
+    /// Resource-server mode: keys come from a [`KeySource`] (a JWKS endpoint)
+    /// by the token's `kid`; each key is bound to its JWK's algorithm.
+    pub fn key_source(source: impl KeySource) -> JwtConfig {
+        let mut c = Self::base();
+        c.source = Some(Arc::new(source));
+        c
+    }
+
+    /// The `kid` of the configured (first) key: written into the header of
+    /// issued tokens and published in the JWKS document.
+    pub fn key_id(mut self, kid: impl Into<String>) -> Self {
+        let kid = kid.into();
+        if let Some(k) = self.keys.first_mut() {
+            k.kid = Some(kid.clone());
+            if let Some(jwk) = &mut k.jwk {
+                jwk.common.key_id = Some(kid.clone());
+            }
+        }
+        if let Some(s) = &mut self.signing {
+            s.kid = Some(kid);
+        }
+        self
+    }
+
+    /// Accepts tokens of a further public key with its own `kid` (key
+    /// rotation: keep the old key until its tokens have expired).
+    pub fn add_verification_pem(mut self, kid: impl Into<String>, alg: Algorithm, public_pem: &[u8]) -> Self {
+        match decoding_from_pem(alg, public_pem) {
+            Ok(key) => self.keys.push(VerifyKey { kid: Some(kid.into()), alg, key, jwk: None }),
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
     /// The issuer written to and required in `iss`.
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
         self.issuer = Some(iss.into());
@@ -134,6 +285,11 @@ impl JwtConfig {
         self.leeway = secs;
         self
     }
+    /// Lifetime of issued access tokens (default 900 s).
+    pub fn access_ttl_secs(mut self, secs: u64) -> Self {
+        self.access_ttl_secs = secs;
+        self
+    }
     /// Accepted header `typ` values (compared case-insensitively), or `None`
     /// to skip the check for tokens of an identity provider that sets none.
     /// Default: `at+jwt` and `application/at+jwt` (RFC 9068).
@@ -143,54 +299,116 @@ impl JwtConfig {
     }
 
     pub(crate) fn build(self) -> Result<JwtVerifier, ConfigError> {
-        let issuer = self
-            .issuer
-            .clone()
-            .ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
-        let audience = self
-            .audience
-            .clone()
-            .ok_or_else(|| ConfigError::new("JWT audience (aud) is not configured"))?;
+        if let Some(e) = self.error.clone() {
+            return Err(e);
+        }
+        let issuer = self.issuer.clone().ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
+        let audience =
+            self.audience.clone().ok_or_else(|| ConfigError::new("JWT audience (aud) is not configured"))?;
         if self.leeway > MAX_LEEWAY_SECS {
             return Err(ConfigError::new("JWT leeway must be at most 60 seconds"));
         }
-        let mut validation = Validation::new(self.alg);
-        validation.set_issuer(&[&issuer]);
-        validation.set_audience(&[&audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = self.leeway;
-        Ok(JwtVerifier {
-            config: self,
-            validation,
-            issuer,
-            audience,
+        if self.access_ttl_secs == 0 {
+            return Err(ConfigError::new("the access token lifetime must be positive"));
+        }
+        if self.keys.len() > 1 && self.keys.iter().any(|k| k.kid.is_none()) {
+            return Err(ConfigError::new("with several verification keys, every key needs a kid"));
+        }
+        let validations = [
+            Algorithm::HS256,
+            Algorithm::HS384,
+            Algorithm::HS512,
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ]
+        .into_iter()
+        .map(|alg| {
+            let mut v = Validation::new(alg);
+            v.set_issuer(&[&issuer]);
+            v.set_audience(&[&audience]);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            v.validate_nbf = true;
+            v.leeway = self.leeway;
+            (alg, v)
         })
+        .collect();
+        Ok(JwtVerifier(Arc::new(VerifierInner { config: self, validations, issuer, audience })))
     }
 }
 
-/// A built verifier: configuration plus the prepared `Validation`.
+/// A built verifier: configuration plus one prepared `Validation` per algorithm.
 #[derive(Clone)]
-pub(crate) struct JwtVerifier {
+pub(crate) struct JwtVerifier(Arc<VerifierInner>);
+
+struct VerifierInner {
     config: JwtConfig,
-    validation: Validation,
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    validations: Vec<(Algorithm, Validation)>,
     issuer: String,
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     audience: String,
 }
 
+/// Where a bearer's verification failed: the token (401) or the key source (503).
+pub(crate) enum VerifyError {
+    Token(TokenError),
+    SourceDown,
+}
+
+impl From<TokenError> for VerifyError {
+    fn from(e: TokenError) -> Self {
+        VerifyError::Token(e)
+    }
+}
+
 impl JwtVerifier {
-    pub(crate) fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    fn validation(&self, alg: Algorithm) -> Option<&Validation> {
+        self.0.validations.iter().find(|(a, _)| *a == alg).map(|(_, v)| v)
+    }
+
+    /// Verifies a token: the key is chosen by `kid` (or the only key), and only
+    /// that key's algorithm is accepted.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let cfg = &self.0.config;
+        // Fast path: one static key and no key source — no separate header parse.
+        if cfg.source.is_none() && cfg.keys.len() == 1 {
+            if let Some(k) = cfg.keys.first() {
+                if k.kid.is_none() {
+                    return Ok(self.decode(token, k.alg, &k.key)?);
+                }
+            }
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let kid = header.kid.as_deref();
+        if let Some(k) = cfg.keys.iter().find(|k| kid.is_some() && k.kid.as_deref() == kid) {
+            return Ok(self.decode(token, k.alg, &k.key)?);
+        }
+        if let [k] = cfg.keys.as_slice() {
+            if kid.is_none() {
+                return Ok(self.decode(token, k.alg, &k.key)?);
+            }
+        }
+        match (&cfg.source, kid) {
+            (Some(source), Some(kid)) => match source.key(kid).await {
+                Ok(Some((alg, key))) => Ok(self.decode(token, alg, &key)?),
+                Ok(None) => Err(TokenError::UnknownKey.into()),
+                Err(KeySourceDown) => Err(VerifyError::SourceDown),
+            },
+            _ => Err(TokenError::UnknownKey.into()),
+        }
+    }
+
+    fn decode(&self, token: &str, alg: Algorithm, key: &DecodingKey) -> Result<Principal, TokenError> {
         use jsonwebtoken::errors::ErrorKind as K;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
-            &self.config.decoding,
-            &self.validation,
-        )
-        .map_err(|e| match e.kind() {
+        let validation = self.validation(alg).ok_or(TokenError::Algorithm)?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation).map_err(|e| match e.kind() {
             K::InvalidSignature => TokenError::Signature,
-            K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => TokenError::Algorithm,
             K::ExpiredSignature => TokenError::Expired,
             K::ImmatureSignature => TokenError::NotYetValid,
             K::InvalidIssuer => TokenError::Issuer,
@@ -204,7 +422,7 @@ impl JwtVerifier {
             },
             _ => TokenError::Malformed,
         })?;
-        if let Some(accepted) = &self.config.typ {
+        if let Some(accepted) = &self.0.config.typ {
             let typ = data.header.typ.as_deref().unwrap_or("");
             if !accepted.iter().any(|a| a.eq_ignore_ascii_case(typ)) {
                 return Err(TokenError::Type);
@@ -213,81 +431,76 @@ impl JwtVerifier {
         principal_from_claims(data.claims)
     }
 
+    pub(crate) fn access_ttl_secs(&self) -> u64 {
+        self.0.config.access_ttl_secs
+    }
+
+    pub(crate) fn can_sign(&self) -> bool {
+        self.0.config.signing.is_some()
+    }
+
+    /// The public keys as a JWKS document (asymmetric keys only).
+    pub(crate) fn jwks(&self) -> JwkSet {
+        JwkSet { keys: self.0.config.keys.iter().filter_map(|k| k.jwk.clone()).collect() }
+    }
+
     /// Signs an access token; `None` when only a verification key is configured.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn mint(&self, claims: &AccessClaims<'_>) -> Option<Result<String, ConfigError>> {
-        let key = self.config.encoding.as_ref()?;
-        let mut header = Header::new(self.config.alg);
+        let signing = self.0.config.signing.as_ref()?;
+        let mut header = Header::new(signing.alg);
         header.typ = Some("at+jwt".to_owned());
-        let now = now_secs();
+        header.kid = signing.kid.clone();
+        let now = now_secs() as i64;
         let mut body = Map::new();
-        body.insert("iss".into(), self.issuer.clone().into());
+        body.insert("iss".into(), self.0.issuer.clone().into());
         body.insert("sub".into(), claims.subject.into());
-        body.insert("aud".into(), self.audience.clone().into());
-        body.insert("iat".into(), (now as i64 + claims.iat_offset).into());
-        body.insert("exp".into(), (now as i64 + claims.exp_offset).into());
+        body.insert("aud".into(), self.0.audience.clone().into());
+        body.insert("iat".into(), (now + claims.iat_offset).into());
+        body.insert("exp".into(), (now + claims.exp_offset).into());
         if let Some(nbf) = claims.nbf_offset {
-            body.insert("nbf".into(), (now as i64 + nbf).into());
+            body.insert("nbf".into(), (now + nbf).into());
         }
         body.insert("jti".into(), claims.jti.to_owned().into());
+        if let Some(sid) = claims.session_id {
+            body.insert("sid".into(), sid.to_owned().into());
+        }
         body.insert("scope".into(), claims.scopes.join(" ").into());
-        body.insert(
-            "roles".into(),
-            claims
-                .roles
-                .iter()
-                .map(|r| Value::from(*r))
-                .collect::<Vec<_>>()
-                .into(),
-        );
+        body.insert("roles".into(), claims.roles.iter().map(|r| Value::from(*r)).collect::<Vec<_>>().into());
         if !claims.permissions.is_empty() {
             body.insert(
                 "permissions".into(),
-                claims
-                    .permissions
-                    .iter()
-                    .map(|r| Value::from(*r))
-                    .collect::<Vec<_>>()
-                    .into(),
+                claims.permissions.iter().map(|r| Value::from(*r)).collect::<Vec<_>>().into(),
             );
         }
         Some(
-            jsonwebtoken::encode(&header, &body, key)
-                .map_err(|_| ConfigError::new("the signing key does not match the algorithm")),
+            jsonwebtoken::encode(&header, &body, &signing.key)
+                .map_err(|_| ConfigError::new("the signing key does not match its algorithm")),
         )
     }
 }
 
 /// What [`JwtVerifier::mint`] writes; offsets are seconds from now.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) struct AccessClaims<'a> {
     pub subject: &'a str,
     pub scopes: &'a [&'a str],
     pub roles: &'a [&'a str],
     pub permissions: &'a [&'a str],
     pub jti: &'a str,
+    pub session_id: Option<&'a str>,
     pub iat_offset: i64,
     pub exp_offset: i64,
     pub nbf_offset: Option<i64>,
 }
 
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// A claim holding names: a JSON array of strings or a space-separated string.
 fn names(v: Option<&Value>) -> Result<Vec<String>, TokenError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()),
+        Some(Value::String(s)) => Ok(s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| i.as_str().map(str::to_owned).ok_or(TokenError::Malformed))
@@ -304,11 +517,7 @@ fn principal_from_claims(claims: Map<String, Value>) -> Result<Principal, TokenE
     // RFC 9068: `scope` is a space-separated string.
     let scopes = match claims.get("scope") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
         Some(_) => return Err(TokenError::Malformed),
     };
     let roles = names(claims.get("roles"))?;

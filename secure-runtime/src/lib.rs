@@ -11,31 +11,49 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod api_keys;
 mod catalogue;
 mod credentials;
 mod error;
 mod guard;
+#[cfg(feature = "jwks")]
+mod jwks;
 mod jwt;
+mod password;
 pub mod openapi;
 mod policy;
 mod principal;
 mod rate;
 pub mod route;
+mod secrets;
 mod security;
+mod sessions;
+mod users;
 #[cfg(feature = "testing")]
 #[allow(clippy::panic)]
 pub mod testing;
+pub mod tokens;
 
+pub use api_keys::{ApiKeyStore, ApiKeys, IssuedApiKey, MemoryApiKeyStore, StoredApiKey};
+#[cfg(feature = "redis")]
+pub use api_keys::RedisApiKeyStore;
 pub use catalogue::{is_scope_token, Catalogue, ScopeDecl};
 pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
 pub use error::{problem, AuthRejection, Denied};
 pub use guard::Guard;
-pub use jwt::{JwtConfig, TokenError, MAX_LEEWAY_SECS};
+#[cfg(feature = "jwks")]
+pub use jwks::JwksClient;
+pub use jwt::{Algorithm, JwtConfig, KeySource, KeySourceDown, TokenError, MAX_LEEWAY_SECS};
 pub use policy::{
     check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement,
     Roles,
 };
+pub use password::{PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified, MAX_PASSWORD_BYTES};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
 pub use rate::{LimiterUnavailable, MemoryRateLimiter, RateDecision, RateLimiter};
 pub use route::Protected;
-pub use security::{ConfigError, Security, SecurityBuilder, SecurityEndpoint, AUDIT_TARGET};
+pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};
+pub use sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore};
+#[cfg(feature = "redis")]
+pub use sessions::RedisSessionStore;
+pub use security::{AccessToken, IssuedToken, ConfigError, Security, SecurityBuilder, SecurityEndpoint, AUDIT_TARGET};

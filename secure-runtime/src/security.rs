@@ -14,7 +14,7 @@ use poem::{
 use crate::{
     credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, RevocationList},
     error::{AuthRejection, RejectionKind},
-    jwt::{JwtConfig, JwtVerifier, TokenError},
+    jwt::{AccessClaims, JwtConfig, JwtVerifier, TokenError, VerifyError},
     policy::{AuthKinds, Policy, RateKey},
     principal::{CredentialKind, Principal},
     rate::{MemoryRateLimiter, RateDecision, RateLimiter},
@@ -119,6 +119,11 @@ impl SecurityBuilder {
         self.revocations = Some(Arc::new(v));
         self
     }
+    /// The session store of the token service, installed as the access-token
+    /// revocation list (logout takes effect at once).
+    pub fn sessions(self, store: std::sync::Arc<dyn crate::SessionStore>) -> Self {
+        self.revocations(crate::Revocations::of(store))
+    }
     /// The rate limiter; defaults to the in-memory [`MemoryRateLimiter`].
     pub fn rate_limiter(mut self, v: impl RateLimiter) -> Self {
         self.limiter = Some(Arc::new(v));
@@ -154,6 +159,40 @@ impl SecurityBuilder {
     }
 }
 
+/// What goes into an access token issued by [`Security::issue_access_token`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessToken<'a> {
+    /// `sub`.
+    pub subject: &'a str,
+    /// Granted scopes (`scope`, space-separated).
+    pub scopes: &'a [&'a str],
+    /// `roles`.
+    pub roles: &'a [&'a str],
+    /// `permissions` (omitted when empty).
+    pub permissions: &'a [&'a str],
+    /// `sid`: the refresh-token family, so that logout can revoke it.
+    pub session_id: Option<&'a str>,
+}
+
+/// A freshly issued access token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Lifetime in seconds.
+    pub expires_in: u64,
+    /// `exp` (seconds since the Unix epoch).
+    pub expires_at: u64,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken").field("jti", &self.jti).field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
 /// Per-request state installed by the [`Security`] middleware: the guard
 /// writes the verified principal once, extractors read it.
 #[derive(Clone)]
@@ -177,6 +216,70 @@ impl Security {
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn jwt(&self) -> Option<&JwtVerifier> {
         self.0.jwt.as_ref()
+    }
+
+    /// Issues an RFC 9068 access token (`typ: at+jwt`; `iss`, `sub`, `aud`,
+    /// `exp`, `iat`, `jti`, `scope`, `roles`, and `permissions`/`sid` when
+    /// given), valid for the configured lifetime.
+    ///
+    /// ```
+    /// use secure_runtime::{AccessToken, JwtConfig, Security};
+    /// let security = Security::builder()
+    ///     .jwt(JwtConfig::hs256([1u8; 32]).unwrap().issuer("me").audience("api").access_ttl_secs(600))
+    ///     .build()
+    ///     .unwrap();
+    /// let t = security
+    ///     .issue_access_token(&AccessToken { subject: "alice", scopes: &["me"], roles: &["user"], ..Default::default() })
+    ///     .unwrap();
+    /// assert_eq!(t.expires_in, 600);
+    /// assert_eq!(t.token.split('.').count(), 3);
+    /// ```
+    pub fn issue_access_token(&self, t: &AccessToken<'_>) -> Result<IssuedToken, ConfigError> {
+        let Some(jwt) = &self.0.jwt else {
+            return Err(ConfigError::new("no JWT configuration"));
+        };
+        let jti = crate::secrets::random_secret(16).ok_or_else(|| ConfigError::new("the OS random source failed"))?;
+        let ttl = jwt.access_ttl_secs();
+        let claims = AccessClaims {
+            subject: t.subject,
+            scopes: t.scopes,
+            roles: t.roles,
+            permissions: t.permissions,
+            jti: &jti,
+            session_id: t.session_id,
+            iat_offset: 0,
+            exp_offset: i64::try_from(ttl).unwrap_or(i64::MAX),
+            nbf_offset: None,
+        };
+        match jwt.mint(&claims) {
+            Some(Ok(token)) => Ok(IssuedToken { token, expires_in: ttl, expires_at: crate::jwt::now_secs() + ttl, jti }),
+            Some(Err(e)) => Err(e),
+            None => Err(ConfigError::new("the JWT configuration has no signing key")),
+        }
+    }
+
+    /// The service's public verification keys as a JWKS document (RFC 7517),
+    /// to publish at e.g. `/.well-known/jwks.json`. Empty for HMAC keys, whose
+    /// secret is never published.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.0.jwt.as_ref().map_or_else(
+            || serde_json::json!({ "keys": [] }),
+            |j| serde_json::to_value(j.jwks()).unwrap_or_else(|_| serde_json::json!({ "keys": [] })),
+        )
+    }
+
+    /// Whether a revocation list (`jti` denylist) is installed.
+    pub fn has_revocations(&self) -> bool {
+        self.0.revocations.is_some()
+    }
+
+    pub(crate) fn limiter(&self) -> &dyn RateLimiter {
+        &*self.0.limiter
+    }
+
+    /// Whether access tokens can be issued (a signing key is configured).
+    pub fn can_issue_tokens(&self) -> bool {
+        self.0.jwt.as_ref().is_some_and(JwtVerifier::can_sign)
     }
 
     /// Runs `policy` against `req`: authenticates, applies the rate limit, then
@@ -293,7 +396,13 @@ impl Security {
             tracing::info!(target: AUDIT_TARGET, event = "token_refused", route = policy.id, reason = %e);
             AuthRejection::invalid(CredentialKind::Bearer, policy.auth)
         };
-        let p = jwt.verify(token).map_err(invalid)?;
+        let p = match jwt.verify(token).await {
+            Ok(p) => p,
+            Err(VerifyError::Token(e)) => return Err(invalid(e)),
+            Err(VerifyError::SourceDown) => {
+                return Err(refused(policy, CredentialKind::Bearer, CredentialError::Unavailable))
+            }
+        };
         if let Some(list) = &self.0.revocations {
             let Some(jti) = p.token_id() else {
                 return Err(invalid(TokenError::Malformed));

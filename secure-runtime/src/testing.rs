@@ -102,6 +102,7 @@ impl TestToken<'_> {
             roles: &r,
             permissions: &p,
             jti: &jti,
+            session_id: None,
             iat_offset: self.iat_offset,
             exp_offset: self.exp_offset,
             nbf_offset: self.nbf_offset,

@@ -1,0 +1,307 @@
+//! Password hashing with argon2id: OWASP parameters by default, PHC strings at
+//! rest, off the async executor with bounded concurrency.
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version};
+use tokio::sync::Semaphore;
+
+use crate::ConfigError;
+
+/// The longest password accepted, in bytes. Longer input is refused before any
+/// hashing work (an unbounded input is a denial-of-service lever).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Why hashing or verification did not produce a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordError {
+    /// The password does not match the hash (or the user does not exist: the
+    /// caller cannot tell which).
+    Mismatch,
+    /// Longer than [`MAX_PASSWORD_BYTES`]: a 400, never hashed.
+    TooLong,
+    /// Every hashing slot stayed busy for the wait timeout: a 503.
+    Busy,
+    /// The stored hash is not a valid PHC string for argon2 (an operator
+    /// error, logged; refused like a mismatch).
+    BadHash,
+}
+
+impl fmt::Display for PasswordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PasswordError::Mismatch => "password mismatch",
+            PasswordError::TooLong => "password too long",
+            PasswordError::Busy => "password hashing is saturated",
+            PasswordError::BadHash => "stored hash is malformed",
+        })
+    }
+}
+
+impl std::error::Error for PasswordError {}
+
+/// A successful verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The stored hash was made with other parameters (or another algorithm or
+    /// version) than the configured ones: hash the password again and store
+    /// the new PHC string (see [`PasswordHasher::hash`]).
+    pub needs_rehash: bool,
+}
+
+/// Hashes and verifies passwords with argon2id.
+///
+/// * Defaults to OWASP's current recommendation: m = 19 MiB, t = 2, p = 1.
+/// * Runs on tokio's blocking pool, at most `concurrency` at once (default: the
+///   number of cores); further callers wait at most `wait_timeout` (default
+///   2 s) in a queue of at most `max_waiting` (default 8 × concurrency) and
+///   then get [`PasswordError::Busy`]. Memory stays bounded by
+///   `concurrency × m`.
+/// * Passwords are compared exactly as given (no truncation, no
+///   normalisation); at most [`MAX_PASSWORD_BYTES`].
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use secure_runtime::{PasswordError, PasswordHasher};
+/// let hasher = PasswordHasher::with_params(1024, 1, 1).unwrap(); // small, for the doctest
+/// let phc = hasher.hash("correct horse battery staple").await.unwrap();
+/// assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+/// assert!(!hasher.verify("correct horse battery staple", &phc).await.unwrap().needs_rehash);
+/// assert_eq!(hasher.verify("wrong", &phc).await, Err(PasswordError::Mismatch));
+/// // Hashes made with other parameters still verify, and ask to be upgraded:
+/// let stronger = PasswordHasher::with_params(2048, 1, 1).unwrap();
+/// assert!(stronger.verify("correct horse battery staple", &phc).await.unwrap().needs_rehash);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct PasswordHasher(Arc<Inner>);
+
+struct Inner {
+    params: Params,
+    concurrency: usize,
+    running: Semaphore,
+    waiting: Semaphore,
+    wait_timeout: Duration,
+    /// A hash of a random password, made on first use: unknown users are
+    /// verified against it, so they cost the same work as a wrong password.
+    dummy: OnceLock<String>,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("m_cost", &self.0.params.m_cost())
+            .field("t_cost", &self.0.params.t_cost())
+            .field("p_cost", &self.0.params.p_cost())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PasswordHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl PasswordHasher {
+    /// OWASP's parameters (argon2id, m = 19456 KiB, t = 2, p = 1).
+    pub fn new() -> Self {
+        Self::build(Params::default(), cores(), Duration::from_secs(2))
+    }
+
+    /// Custom parameters: `m_kib` KiB of memory, `t` passes, `p` lanes.
+    pub fn with_params(m_kib: u32, t: u32, p: u32) -> Result<Self, ConfigError> {
+        let params = Params::new(m_kib, t, p, None)
+            .map_err(|_| ConfigError::new("invalid argon2 parameters"))?;
+        Ok(Self::build(params, cores(), Duration::from_secs(2)))
+    }
+
+    /// At most `n` hashes at once (at least 1); the waiting queue holds 8 × `n`.
+    pub fn concurrency(self, n: usize) -> Self {
+        Self::build(self.0.params.clone(), n, self.0.wait_timeout)
+    }
+
+    /// How long a caller waits for a hashing slot before [`PasswordError::Busy`].
+    pub fn wait_timeout(self, d: Duration) -> Self {
+        Self::build(self.0.params.clone(), self.0.concurrency, d)
+    }
+
+    fn build(params: Params, concurrency: usize, wait_timeout: Duration) -> Self {
+        let concurrency = concurrency.max(1);
+        PasswordHasher(Arc::new(Inner {
+            params,
+            concurrency,
+            running: Semaphore::new(concurrency),
+            waiting: Semaphore::new(concurrency.saturating_mul(8)),
+            wait_timeout,
+            dummy: OnceLock::new(),
+        }))
+    }
+
+    fn argon(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.0.params.clone())
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _queued = self.0.waiting.try_acquire().map_err(|_| PasswordError::Busy)?;
+        let _slot = tokio::time::timeout(self.0.wait_timeout, self.0.running.acquire())
+            .await
+            .map_err(|_| PasswordError::Busy)?
+            .map_err(|_| PasswordError::Busy)?;
+        let argon = self.argon();
+        tokio::task::spawn_blocking(move || work(argon)).await.map_err(|_| PasswordError::Busy)
+    }
+
+    /// Hashes `password` with a fresh random salt into a PHC string.
+    pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(PasswordError::TooLong);
+        }
+        let pwd = password.as_bytes().to_vec();
+        self.run(move |argon| argon.hash_password(&pwd).map(|h| h.to_string()))
+            .await?
+            .map_err(|_| PasswordError::BadHash)
+    }
+
+    /// Verifies `password` against a PHC string made by any argon2 variant and
+    /// parameters; reports whether it should be re-hashed.
+    pub async fn verify(&self, password: &str, phc: &str) -> Result<Verified, PasswordError> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(PasswordError::TooLong);
+        }
+        let pwd = password.as_bytes().to_vec();
+        let phc = phc.to_owned();
+        let current = self.0.params.clone();
+        self.run(move |argon| {
+            let hash = PasswordHash::new(&phc).map_err(|_| PasswordError::BadHash)?;
+            // The stored hash's own algorithm, version and parameters are used.
+            match argon.verify_password(&pwd, &hash) {
+                Ok(()) => {}
+                Err(argon2::password_hash::Error::PasswordInvalid) => return Err(PasswordError::Mismatch),
+                Err(_) => return Err(PasswordError::BadHash),
+            }
+            let same_params = Params::try_from(&hash).is_ok_and(|p| {
+                p.m_cost() == current.m_cost() && p.t_cost() == current.t_cost() && p.p_cost() == current.p_cost()
+            });
+            let same_alg = hash.algorithm.as_str() == "argon2id" && hash.version == Some(0x13);
+            Ok(Verified { needs_rehash: !(same_params && same_alg) })
+        })
+        .await?
+    }
+
+    /// Spends the work of one verification and fails: used for unknown or
+    /// disabled accounts so that they cannot be told apart by timing.
+    pub async fn verify_dummy(&self, password: &str) -> PasswordError {
+        let dummy = match self.0.dummy.get() {
+            Some(d) => d.clone(),
+            None => {
+                let mut random = [0u8; 32];
+                if getrandom::fill(&mut random).is_err() {
+                    return PasswordError::Busy;
+                }
+                let random = String::from_utf8_lossy(&random).into_owned();
+                match self.hash(&random).await {
+                    Ok(h) => self.0.dummy.get_or_init(|| h).clone(),
+                    Err(e) => return e,
+                }
+            }
+        };
+        match self.verify(password, &dummy).await {
+            Err(PasswordError::TooLong) => PasswordError::TooLong,
+            Err(PasswordError::Busy) => PasswordError::Busy,
+            _ => PasswordError::Mismatch,
+        }
+    }
+}
+
+/// Rules for new passwords (registration, change), following NIST SP 800-63B:
+/// a minimum length, a maximum far above it, no composition rules, and an
+/// optional check against breached passwords.
+///
+/// ```
+/// use secure_runtime::{PasswordPolicy, PolicyViolation};
+/// let policy = PasswordPolicy::default().breached(|p: &str| p == "password1234");
+/// assert_eq!(policy.check("short"), Err(PolicyViolation::TooShort { min: 12 }));
+/// assert_eq!(policy.check("password1234"), Err(PolicyViolation::Breached));
+/// assert!(policy.check("a long enough passphrase").is_ok());
+/// ```
+#[derive(Clone)]
+pub struct PasswordPolicy {
+    min_chars: usize,
+    breached: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+}
+
+impl fmt::Debug for PasswordPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordPolicy").field("min_chars", &self.min_chars).finish_non_exhaustive()
+    }
+}
+
+/// Why a new password is refused; each answers a 4xx with this text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyViolation {
+    /// Fewer characters than the minimum.
+    TooShort {
+        /// The minimum, in characters.
+        min: usize,
+    },
+    /// Over [`MAX_PASSWORD_BYTES`].
+    TooLong,
+    /// Found by the breached-password check.
+    Breached,
+}
+
+impl fmt::Display for PolicyViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyViolation::TooShort { min } => write!(f, "the password must have at least {min} characters"),
+            PolicyViolation::TooLong => write!(f, "the password must have at most {MAX_PASSWORD_BYTES} bytes"),
+            PolicyViolation::Breached => f.write_str("this password appears in a list of breached passwords"),
+        }
+    }
+}
+
+impl Default for PasswordPolicy {
+    /// At least 12 characters (OWASP ASVS 6.2.1), at most 1 KiB.
+    fn default() -> Self {
+        PasswordPolicy { min_chars: 12, breached: None }
+    }
+}
+
+impl PasswordPolicy {
+    /// Sets the minimum length in characters.
+    pub fn min_chars(mut self, n: usize) -> Self {
+        self.min_chars = n;
+        self
+    }
+    /// A breached-password check (e.g. a k-anonymity lookup, or a local list):
+    /// returns `true` for a password that must not be used.
+    pub fn breached(mut self, check: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.breached = Some(Arc::new(check));
+        self
+    }
+    /// Checks a new password.
+    pub fn check(&self, password: &str) -> Result<(), PolicyViolation> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(PolicyViolation::TooLong);
+        }
+        if password.chars().count() < self.min_chars {
+            return Err(PolicyViolation::TooShort { min: self.min_chars });
+        }
+        if self.breached.as_ref().is_some_and(|b| b(password)) {
+            return Err(PolicyViolation::Breached);
+        }
+        Ok(())
+    }
+}
