@@ -18,4 +18,10 @@ if ((${#need_apt[@]})); then
     fi
 fi
 
+# Interoperability tests check our tokens against an independent JWT
+# implementation (PyJWT).
+if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check "pyjwt==2.15.1" "cryptography>=42"
+fi
+
 cargo test --workspace --all-features "$@"
