@@ -1,13 +1,15 @@
-//! The reference service, core stage: notes behind `#[secure]` under
-//! `#[deny_unprotected]`, with OpenAPI and Swagger UI. The token endpoint,
-//! refresh rotation, API keys and hardening arrive with their issues; until
-//! then the service prints short-lived demo tokens at startup.
+//! The reference service: a small notes API that uses every feature of
+//! poem-secure. Its HTTP contract is `shared/contracts/notes-demo.md`.
 //!
-//! `cargo run --example notes`, then open http://127.0.0.1:3000/docs.
+//! `cargo run --example notes`, then open http://127.0.0.1:3000/docs and log
+//! in through "Authorize" as alice / alice-password-1.
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Mutex,
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use poem::{listener::TcpListener, EndpointExt, Server};
@@ -17,19 +19,34 @@ use poem_secure::{
     openapi::service,
     public,
     route::{self, Route},
-    secure, Catalogue, JwtConfig, Principal, Security,
+    secure,
+    tokens::{AuthCatalogue, LoginKey, TokenService},
+    ApiKeys, Authenticator, Catalogue, CorsPolicy, Hardening, JwtConfig, LoginLimits, MemoryApiKeyStore,
+    MemorySessionStore, MemoryUserStore, PasswordHasher, Principal, Rate, Security, SessionStore, UserRecord,
 };
 
+/// Every scope, role and permission the service knows; declarations naming
+/// anything else do not compile.
 pub const ACCESS: Catalogue = Catalogue::new()
     .token_url("/auth/token")
+    .refresh_url("/auth/refresh")
     .scopes(&[
         ("me", "Read your own profile"),
         ("notes:read", "Read your notes"),
         ("notes:write", "Create and delete your notes"),
-        ("admin", "Administer the service"),
+        ("admin", "Administer users and API keys"),
+        ("stats:read", "Read service statistics (API keys)"),
     ])
     .roles(&["user", "admin"])
     .permissions(&["notes:delete-any"]);
+
+/// The scopes an API key may carry.
+const API_KEY_SCOPES: &[&str] = &["stats:read"];
+
+struct Access;
+impl AuthCatalogue for Access {
+    const CATALOGUE: Option<&'static Catalogue> = Some(&ACCESS);
+}
 
 #[derive(Object, Clone)]
 struct Note {
@@ -49,41 +66,101 @@ struct NewNote {
 }
 
 #[derive(Object)]
-struct Me {
+struct User {
     username: String,
     roles: Vec<String>,
 }
 
-#[derive(ApiResponse)]
-enum Created {
-    #[oai(status = 201)]
-    Note(Json<Note>),
+#[derive(Object)]
+struct AdminUser {
+    username: String,
+    roles: Vec<String>,
+    disabled: bool,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+struct NewApiKey {
+    #[oai(validator(min_length = 1, max_length = 100))]
+    name: String,
+    scopes: Vec<String>,
+}
+
+#[derive(Object)]
+struct CreatedApiKey {
+    id: String,
+    /// The secret: shown only here.
+    key: String,
+}
+
+#[derive(Object)]
+struct ApiKeyInfo {
+    id: String,
+    name: String,
+    owner: String,
+    scopes: Vec<String>,
+    created_at: u64,
+    revoked: bool,
+}
+
+#[derive(Object)]
+struct Stats {
+    notes: u64,
+    users: u64,
 }
 
 #[derive(ApiResponse)]
-enum Found {
+enum Created<T: poem_openapi::types::ToJSON> {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+#[derive(ApiResponse)]
+enum KeyCreated {
+    /// The key; its secret is shown only here.
+    #[oai(status = 201)]
+    Created(Json<CreatedApiKey>),
+    /// An unknown scope or a store error.
+    #[oai(status = 400)]
+    BadScope,
+    /// The key store is unreachable.
+    #[oai(status = 503)]
+    Unavailable,
+}
+
+#[derive(ApiResponse)]
+enum Found<T: poem_openapi::types::ToJSON> {
+    /// Found.
     #[oai(status = 200)]
-    Note(Json<Note>),
+    Ok(Json<T>),
+    /// Missing, or not yours.
     #[oai(status = 404)]
     NotFound,
 }
 
 #[derive(ApiResponse)]
 enum Deleted {
+    /// Deleted.
     #[oai(status = 204)]
     Done,
+    /// Missing, or not yours.
     #[oai(status = 404)]
     NotFound,
+    /// A store is unreachable.
+    #[oai(status = 503)]
+    Unavailable,
 }
 
-#[derive(Default)]
 struct Notes {
     next: AtomicU64,
-    notes: Mutex<Vec<Note>>,
+    notes: Mutex<BTreeMap<u64, Note>>,
+    users: Arc<MemoryUserStore>,
+    keys: ApiKeys,
 }
 
 impl Notes {
-    fn with<T>(&self, f: impl FnOnce(&mut Vec<Note>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<u64, Note>) -> T) -> T {
         f(&mut self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -99,47 +176,31 @@ impl Notes {
 
     #[secure(scopes = "me")]
     #[oai(path = "/users/me", method = "get")]
-    async fn me(&self, who: Principal) -> Json<Me> {
-        Json(Me {
-            username: who.subject().to_owned(),
-            roles: who.roles().to_vec(),
-        })
+    async fn me(&self, who: Principal) -> Json<User> {
+        Json(User { username: who.subject().to_owned(), roles: who.roles().to_vec() })
     }
 
     #[secure(scopes = "notes:read")]
     #[oai(path = "/notes", method = "get")]
     async fn list(&self, who: Principal) -> Json<Vec<Note>> {
-        Json(self.with(|n| {
-            n.iter()
-                .filter(|n| n.owner == who.subject())
-                .cloned()
-                .collect()
-        }))
+        Json(self.with(|n| n.values().filter(|n| n.owner == who.subject()).cloned().collect()))
     }
 
     #[secure(scopes = "notes:write", rate = "60/min")]
     #[oai(path = "/notes", method = "post")]
-    async fn create(&self, who: Principal, note: Json<NewNote>) -> Created {
-        let note = Note {
-            id: self.next.fetch_add(1, Ordering::Relaxed) + 1,
-            title: note.0.title,
-            body: note.0.body,
-            owner: who.subject().to_owned(),
-        };
-        self.with(|n| n.push(note.clone()));
-        Created::Note(Json(note))
+    async fn create(&self, who: Principal, note: Json<NewNote>) -> Created<Note> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let note = Note { id, title: note.0.title, body: note.0.body, owner: who.subject().to_owned() };
+        self.with(|n| n.insert(id, note.clone()));
+        Created::Created(Json(note))
     }
 
     #[secure(scopes = "notes:read")]
     #[oai(path = "/notes/:id", method = "get")]
-    async fn get(&self, who: Principal, id: Path<u64>) -> Found {
+    async fn get(&self, who: Principal, id: Path<u64>) -> Found<Note> {
         // Someone else's note is 404, exactly like a missing one.
-        match self.with(|n| {
-            n.iter()
-                .find(|n| n.id == id.0 && n.owner == who.subject())
-                .cloned()
-        }) {
-            Some(note) => Found::Note(Json(note)),
+        match self.with(|n| n.get(&id.0).filter(|n| n.owner == who.subject()).cloned()) {
+            Some(note) => Found::Ok(Json(note)),
             None => Found::NotFound,
         }
     }
@@ -148,10 +209,9 @@ impl Notes {
     #[oai(path = "/notes/:id", method = "delete")]
     async fn delete(&self, who: Principal, id: Path<u64>) -> Deleted {
         let any = who.has_permission("notes:delete-any");
-        let removed = self.with(|n| {
-            let before = n.len();
-            n.retain(|n| !(n.id == id.0 && (any || n.owner == who.subject())));
-            before != n.len()
+        let removed = self.with(|n| match n.get(&id.0) {
+            Some(note) if any || note.owner == who.subject() => n.remove(&id.0).is_some(),
+            _ => false,
         });
         if removed {
             Deleted::Done
@@ -159,50 +219,134 @@ impl Notes {
             Deleted::NotFound
         }
     }
+
+    #[secure(roles = "admin")]
+    #[oai(path = "/admin/users", method = "get")]
+    async fn users(&self) -> Json<Vec<AdminUser>> {
+        Json(
+            self.users
+                .list()
+                .into_iter()
+                .map(|u| AdminUser { username: u.username, roles: u.roles, disabled: u.disabled })
+                .collect(),
+        )
+    }
+
+    #[secure(roles = "admin")]
+    #[oai(path = "/admin/api-keys", method = "post")]
+    async fn create_key(&self, who: Principal, req: Json<NewApiKey>) -> KeyCreated {
+        if req.0.scopes.iter().any(|s| !API_KEY_SCOPES.contains(&s.as_str())) {
+            return KeyCreated::BadScope;
+        }
+        let scopes: Vec<&str> = req.0.scopes.iter().map(String::as_str).collect();
+        match self.keys.issue(&req.0.name, who.subject(), &scopes, None).await {
+            Ok(k) => KeyCreated::Created(Json(CreatedApiKey { id: k.record.id, key: k.key })),
+            Err(_) => KeyCreated::Unavailable,
+        }
+    }
+
+    #[secure(roles = "admin")]
+    #[oai(path = "/admin/api-keys", method = "get")]
+    async fn list_keys(&self) -> poem::Result<Json<Vec<ApiKeyInfo>>> {
+        let keys = self.keys.list().await.map_err(|_| poem::Error::from_status(poem::http::StatusCode::SERVICE_UNAVAILABLE))?;
+        Ok(Json(
+            keys.into_iter()
+                .map(|k| ApiKeyInfo {
+                    id: k.id,
+                    name: k.name,
+                    owner: k.owner,
+                    scopes: k.scopes,
+                    created_at: k.created_at,
+                    revoked: k.revoked,
+                })
+                .collect(),
+        ))
+    }
+
+    #[secure(roles = "admin")]
+    #[oai(path = "/admin/api-keys/:id", method = "delete")]
+    async fn revoke_key(&self, id: Path<String>) -> Deleted {
+        match self.keys.revoke(&id.0).await {
+            Ok(true) => Deleted::Done,
+            Ok(false) => Deleted::NotFound,
+            Err(_) => Deleted::Unavailable,
+        }
+    }
+
+    #[secure(auth = api_key, scopes = "stats:read")]
+    #[oai(path = "/service/stats", method = "get")]
+    async fn stats(&self) -> Json<Stats> {
+        Json(Stats { notes: self.with(|n| n.len() as u64), users: self.users.list().len() as u64 })
+    }
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn env_secs(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>> {
+    match std::env::var(name) {
+        Ok(v) => Ok(v.parse().map_err(|_| format!("{name} must be a whole number of seconds"))?),
+        Err(_) => Ok(default),
+    }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::var("NOTES_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let secret = match std::env::var("JWT_SECRET") {
-        Ok(s) => s.into_bytes(),
+    tracing_subscriber::fmt().with_target(false).init();
+    let addr = env("NOTES_ADDR", "127.0.0.1:3000");
+    let jwt = match std::env::var("JWT_SECRET") {
+        Ok(secret) => JwtConfig::hs256(secret)?,
         Err(_) => {
-            eprintln!("warning: JWT_SECRET is not set; using a random key for this process only");
-            random_secret()
+            tracing::warn!("JWT_SECRET is not set: using a random key, valid for this process only");
+            JwtConfig::hs256_random()?
         }
     };
-    let security = Security::builder()
-        .jwt(
-            JwtConfig::hs256(&secret)?
-                .issuer(std::env::var("JWT_ISSUER").unwrap_or_else(|_| "notes-demo".into()))
-                .audience(std::env::var("JWT_AUDIENCE").unwrap_or_else(|_| "notes-api".into())),
-        )
-        .build()?;
+    let jwt = jwt
+        .issuer(env("JWT_ISSUER", "notes-demo"))
+        .audience(env("JWT_AUDIENCE", "notes-api"))
+        .access_ttl_secs(env_secs("ACCESS_TOKEN_TTL_SECS", 900)?);
 
-    let api = service(Notes::default(), "notes", "0.1").server(format!("http://{addr}"));
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    // In memory by default; with REDIS_URL, sessions, revocations, API keys
+    // and rate limits are shared by every instance.
+    let mut builder = Security::builder().jwt(jwt);
+    let (sessions, keys): (Arc<dyn SessionStore>, ApiKeys) = match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            builder = builder.rate_limiter(poem_secure::RedisRateLimiter::builder(&url).prefix("notes:rl:").build()?);
+            (
+                Arc::new(poem_secure::RedisSessionStore::connect(&url, "notes:").await?),
+                ApiKeys::new(poem_secure::RedisApiKeyStore::connect(&url, "notes:").await?),
+            )
+        }
+        Err(_) => (Arc::new(MemorySessionStore::new()), ApiKeys::new(MemoryApiKeyStore::new())),
+    };
+    if let Ok(proxies) = std::env::var("TRUSTED_PROXIES") {
+        builder = builder.trusted_proxies(proxies.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    }
+    let security = builder.sessions(sessions.clone()).api_keys(keys.clone()).build()?;
+
+    let records: Vec<UserRecord> = serde_json::from_str(include_str!("data/notes-users.json"))?;
+    let users = Arc::new(MemoryUserStore::new(records));
+    let tokens = TokenService::new(security.clone(), Authenticator::new(users.clone(), PasswordHasher::new()), sessions)?
+        .refresh_ttl_secs(env_secs("REFRESH_TOKEN_TTL_SECS", 1_209_600)?)
+        // The seeded accounts are shared by many clients: the login limit is
+        // per client IP alone (5/min, every attempt), never per user name.
+        .failure_limits(LoginLimits::new().per_ip(None).per_ip_and_username(None))
+        .attempt_limit(LoginKey::Ip, Rate { count: 5, period_secs: 60, burst: None });
+
+    let notes = Notes { next: AtomicU64::new(0), notes: Mutex::new(BTreeMap::new()), users, keys };
+    let api = service((notes, tokens.api::<Access>()), "notes", "1.0").server(format!("http://{addr}"));
+    let origins: Vec<String> = env("CORS_ORIGINS", "http://localhost:5173").split(',').map(|s| s.trim().to_owned()).collect();
     let app = Route::new()
+        .at("/openapi.json", route::public(api.spec_endpoint()))
+        .nest("/docs", route::public(api.swagger_ui()))
         .nest("/", api)
-        .nest("/docs", route::public(docs))
-        .at("/openapi.json", route::public(spec))
-        .with(security.clone());
+        .with(security)
+        .with(Hardening::new().cors(CorsPolicy::new().allow_origins(origins).build()?));
 
-    let alice = poem_secure::testing::token(&security, "alice")
-        .scopes(["me", "notes:read", "notes:write"])
-        .roles(["user"])
-        .expires_in(900)
-        .bearer();
-    println!("notes listening on http://{addr} — Swagger UI at http://{addr}/docs");
-    println!("demo token for alice (15 min; the login endpoint arrives with the credentials work):\n  {alice}");
+    println!("notes listening on http://{addr}");
+    println!("  Swagger UI:   http://{addr}/docs   (Authorize → alice / alice-password-1)");
+    println!("  demo users:   alice, carol (user), admin (admin) — passwords <name>-password-1; bob is disabled");
     Server::new(TcpListener::bind(addr)).run(app).await?;
     Ok(())
-}
-
-/// 32 random bytes from the OS, through std's randomly seeded hasher keys.
-fn random_secret() -> Vec<u8> {
-    use std::{collections::hash_map::RandomState, hash::BuildHasher};
-    (0..4)
-        .flat_map(|i: u64| RandomState::new().hash_one(i).to_le_bytes())
-        .collect()
 }

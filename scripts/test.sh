@@ -9,6 +9,10 @@ need_apt=()
 # The Redis-backed stores are tested against a real redis-server, which the
 # tests start themselves on a random port.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The Swagger UI of the reference service is tested in Debian's Chromium
+# (tests/notes_browser.rs), driven by playwright-core under Node.js.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -22,6 +26,12 @@ fi
 # implementation (PyJWT).
 if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check "pyjwt==2.15.1" "cryptography>=42"
+fi
+
+# playwright-core (no browser download: it drives /usr/bin/chromium), as
+# pinned by tests/browser/package-lock.json.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
 cargo test --workspace --all-features "$@"

@@ -490,3 +490,49 @@ fn crate_path(e: &Expr, errors: &mut Errors) -> Option<Path> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::parse_rate;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any text: an answer (a rate or a message naming the input), never a panic.
+        #[test]
+        fn any_rate_text_parses_or_explains(text in "\\PC{0,40}") {
+            if let Err(msg) = parse_rate(&text) {
+                prop_assert!(msg.starts_with("invalid rate `"));
+            }
+        }
+
+        /// Every well-formed rate parses to exactly its numbers.
+        #[test]
+        fn well_formed_rates_parse_exactly(
+            count in 1u32..=1_000_000,
+            unit in prop::sample::select(vec![("s", 1u32), ("sec", 1), ("second", 1), ("m", 60), ("min", 60),
+                ("minute", 60), ("h", 3600), ("hour", 3600), ("d", 86_400), ("day", 86_400)]),
+            burst in prop::option::of(1u32..=10_000),
+            spaces in 0usize..3,
+        ) {
+            let pad = " ".repeat(spaces);
+            let mut text = format!("{count}{pad}/{pad}{}", unit.0);
+            if let Some(b) = burst {
+                text.push_str(&format!(",{pad}burst{pad}={pad}{b}"));
+            }
+            let r = parse_rate(&text).map_err(|e| TestCaseError::fail(e))?;
+            prop_assert_eq!((r.count, r.period_secs, r.burst), (count, unit.1, burst));
+        }
+    }
+
+    #[test]
+    fn zero_and_unknown_units_are_refused() {
+        assert!(parse_rate("0/min").is_err());
+        assert!(parse_rate("5/fortnight").is_err());
+        assert!(parse_rate("5/min, burst = 0").is_err());
+        assert!(parse_rate("5/min, bust = 2").is_err());
+        assert!(parse_rate("4294967296/s").is_err());
+    }
+}

@@ -105,8 +105,11 @@ pub(crate) enum RejectionKind {
     Forbidden,
     /// A `check` rule refused (403 or 404).
     Denied(StatusCode),
-    /// 429.
-    RateLimited { retry_after_secs: u64 },
+    /// 429, with the `RateLimit` header fields when known.
+    RateLimited {
+        retry_after_secs: u64,
+        status: Option<crate::rate::RateStatus>,
+    },
 }
 
 impl AuthRejection {
@@ -127,7 +130,21 @@ impl AuthRejection {
     }
     /// The 429 with `Retry-After: secs`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        Self::new(RejectionKind::RateLimited { retry_after_secs })
+        Self::new(RejectionKind::RateLimited {
+            retry_after_secs,
+            status: None,
+        })
+    }
+    /// The 429 with `Retry-After: secs` and the `RateLimit-Policy` /
+    /// `RateLimit` header fields of `status`.
+    pub(crate) fn rate_limited_with(
+        retry_after_secs: u64,
+        status: crate::rate::RateStatus,
+    ) -> Self {
+        Self::new(RejectionKind::RateLimited {
+            retry_after_secs,
+            status: Some(status),
+        })
     }
     /// The 503 for a store that could not be reached.
     pub fn unavailable() -> Self {
@@ -137,6 +154,14 @@ impl AuthRejection {
     pub fn denied(d: &Denied) -> Self {
         Self::new(RejectionKind::Denied(d.status()))
     }
+    /// For a rate-limit refusal, `Retry-After` in whole seconds.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match &self.kind {
+            RejectionKind::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
     /// The HTTP status of the refusal.
     pub fn status(&self) -> StatusCode {
         match &self.kind {
@@ -251,8 +276,14 @@ impl ResponseError for AuthRejection {
                     headers.append(header::WWW_AUTHENTICATE, v);
                 }
             }
-            RejectionKind::RateLimited { retry_after_secs } => {
+            RejectionKind::RateLimited {
+                retry_after_secs,
+                status,
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                if let Some(status) = status {
+                    status.apply(headers);
+                }
             }
             _ => {}
         }

@@ -204,6 +204,14 @@ impl JwtConfig {
         Ok(c)
     }
 
+    /// HS256 with a fresh random 32-byte secret, valid for this process only
+    /// (development: tokens die with the process; log a warning when using it).
+    pub fn hs256_random() -> Result<JwtConfig, ConfigError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|_| ConfigError::new("the OS random source failed"))?;
+        Self::hs256(secret)
+    }
+
     /// An asymmetric key pair from PEM files (RS256/384/512, PS256/384/512,
     /// ES256/384, EdDSA): the service signs with the private key and verifies
     /// with the public one, which it can publish with [`crate::Security::jwks`].

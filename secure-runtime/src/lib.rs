@@ -13,9 +13,11 @@
 
 mod api_keys;
 mod catalogue;
+mod client_ip;
 mod credentials;
 mod error;
 mod guard;
+mod hardening;
 #[cfg(feature = "jwks")]
 mod jwks;
 mod jwt;
@@ -41,6 +43,7 @@ pub use catalogue::{is_scope_token, Catalogue, ScopeDecl};
 pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
 pub use error::{problem, AuthRejection, Denied};
 pub use guard::Guard;
+pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};
 #[cfg(feature = "jwks")]
 pub use jwks::JwksClient;
 pub use jwt::{Algorithm, JwtConfig, KeySource, KeySourceDown, TokenError, MAX_LEEWAY_SECS};
@@ -50,7 +53,13 @@ pub use policy::{
 };
 pub use password::{PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified, MAX_PASSWORD_BYTES};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
-pub use rate::{LimiterUnavailable, MemoryRateLimiter, RateDecision, RateLimiter};
+pub use client_ip::{ForwardedHeader, TrustedProxies};
+pub use rate::{
+    FailureAttempt, FailureLimit, LimiterUnavailable, LoginAttempt, LoginLimits, ManualClock,
+    MemoryRateLimiter, PartitionKey, RateDecision, RateLimiter, RateOutcome, RateQuery, RateStatus,
+};
+#[cfg(feature = "redis")]
+pub use rate::{RedisRateLimiter, RedisRateLimiterBuilder};
 pub use route::Protected;
 pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};
 pub use sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore};

@@ -8,16 +8,17 @@ use std::{
 
 use poem::{
     http::{header, HeaderName},
-    Endpoint, Middleware, Request, Result as PoemResult,
+    Endpoint, IntoResponse, Middleware, Request, Response, Result as PoemResult,
 };
 
 use crate::{
+    client_ip::{parse_networks, ForwardedHeader, TrustedProxies},
     credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, RevocationList},
     error::{AuthRejection, RejectionKind},
     jwt::{AccessClaims, JwtConfig, JwtVerifier, TokenError, VerifyError},
     policy::{AuthKinds, Policy, RateKey},
     principal::{CredentialKind, Principal},
-    rate::{MemoryRateLimiter, RateDecision, RateLimiter},
+    rate::{MemoryRateLimiter, PartitionKey, RateLimiter, RateQuery, RateSettings, RateSlot},
 };
 
 /// The audit target of poem-secure's `tracing` events.
@@ -70,7 +71,8 @@ struct Inner {
     api_keys: Option<Arc<dyn ApiKeyVerifier>>,
     basic: Option<Arc<dyn BasicVerifier>>,
     revocations: Option<Arc<dyn RevocationList>>,
-    limiter: Arc<dyn RateLimiter>,
+    rate: RateSettings,
+    client_ip: TrustedProxies,
     api_key_header: HeaderName,
 }
 
@@ -94,6 +96,12 @@ pub struct SecurityBuilder {
     basic: Option<Arc<dyn BasicVerifier>>,
     revocations: Option<Arc<dyn RevocationList>>,
     limiter: Option<Arc<dyn RateLimiter>>,
+    trusted_proxies: Vec<String>,
+    forwarded_header: ForwardedHeader,
+    rate_allow_ips: Vec<String>,
+    rate_allow_keys: Vec<String>,
+    rate_dry_run: bool,
+    rate_headers: bool,
     api_key_header: Option<String>,
 }
 
@@ -125,8 +133,84 @@ impl SecurityBuilder {
         self.revocations(crate::Revocations::of(store))
     }
     /// The rate limiter; defaults to the in-memory [`MemoryRateLimiter`].
+    /// Use `RedisRateLimiter` (feature `redis`) when several instances must
+    /// share their limits.
     pub fn rate_limiter(mut self, v: impl RateLimiter) -> Self {
         self.limiter = Some(Arc::new(v));
+        self
+    }
+    /// Trusts the reverse proxies in these networks (`"10.0.0.0/8"`,
+    /// `"2001:db8::/32"`, or single addresses): from them, and only from
+    /// them, the forwarding header is believed, and the client IP is its
+    /// right-most hop that is not itself trusted (see [`TrustedProxies`]).
+    /// Rate limits, login protection and [`Security::client_ip`] all use that
+    /// answer. Without this, the client IP is the socket peer and forwarding
+    /// headers are ignored.
+    ///
+    /// ```
+    /// use secure_runtime::Security;
+    /// assert!(Security::builder().trusted_proxies(["10.0.0.0/8", "fd00::/8"]).build().is_ok());
+    /// let err = Security::builder().trusted_proxies(["10.0.0.0/33"]).build().unwrap_err();
+    /// assert!(err.to_string().contains("10.0.0.0/33"));
+    /// ```
+    pub fn trusted_proxies<I, S>(mut self, cidrs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_proxies
+            .extend(cidrs.into_iter().map(Into::into));
+        self
+    }
+    /// The forwarding header the trusted proxies write (default
+    /// `X-Forwarded-For`). Only that one is read: a proxy passes the other
+    /// through from the client unchanged.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = header;
+        self
+    }
+    /// Client networks that bypass every rate limit (monitoring, internal
+    /// callers), as CIDRs or addresses, matched against the client IP.
+    /// A malformed entry fails [`build`](Self::build).
+    ///
+    /// ```
+    /// use secure_runtime::Security;
+    /// let s = Security::builder().rate_limit_allow_ips(["192.0.2.0/24"]).build();
+    /// assert!(s.is_ok());
+    /// assert!(Security::builder().rate_limit_allow_ips(["nope"]).build().is_err());
+    /// ```
+    pub fn rate_limit_allow_ips<I, S>(mut self, cidrs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rate_allow_ips
+            .extend(cidrs.into_iter().map(Into::into));
+        self
+    }
+    /// Keys that bypass every rate limit: compared with the authenticated
+    /// subject (`user`, `ip_user` keys), the API key id (`api_key`) and the
+    /// value of a custom `rate_key` function.
+    pub fn rate_limit_allow_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.rate_allow_keys
+            .extend(keys.into_iter().map(Into::into));
+        self
+    }
+    /// Dry run: requests over a limit are admitted and logged (`warn`,
+    /// event `rate_limit_dry_run`) instead of refused, and a limiter outage
+    /// admits too. For rolling out new limits safely.
+    pub fn rate_limit_dry_run(mut self, on: bool) -> Self {
+        self.rate_dry_run = on;
+        self
+    }
+    /// Adds the `RateLimit-Policy` and `RateLimit` header fields to every
+    /// response of a rate-limited route, not only to its 429s (default off).
+    pub fn rate_limit_headers(mut self, on: bool) -> Self {
+        self.rate_headers = on;
         self
     }
     /// The API key header (default `X-API-Key`). Keep it equal to the
@@ -146,14 +230,26 @@ impl SecurityBuilder {
                 "the API key header must not be Authorization or Cookie",
             ));
         }
+        let mut rate = RateSettings::new(
+            self.limiter
+                .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
+        );
+        rate.allow_ips = parse_networks(&self.rate_allow_ips, "rate-limit allow-list entry")?;
+        rate.allow_keys = self
+            .rate_allow_keys
+            .into_iter()
+            .map(String::into_boxed_str)
+            .collect();
+        rate.dry_run = self.rate_dry_run;
+        rate.headers = self.rate_headers;
+        let client_ip = TrustedProxies::new(&self.trusted_proxies)?.header(self.forwarded_header);
         Ok(Security(Arc::new(Inner {
             jwt,
             api_keys: self.api_keys,
             basic: self.basic,
             revocations: self.revocations,
-            limiter: self
-                .limiter
-                .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new())),
+            rate,
+            client_ip,
             api_key_header,
         })))
     }
@@ -273,8 +369,18 @@ impl Security {
         self.0.revocations.is_some()
     }
 
-    pub(crate) fn limiter(&self) -> &dyn RateLimiter {
-        &*self.0.limiter
+    pub(crate) fn rate_settings(&self) -> &RateSettings {
+        &self.0.rate
+    }
+
+    /// The client IP of `req`: the socket peer, or, when the peer is one of
+    /// the [`trusted_proxies`](SecurityBuilder::trusted_proxies), the
+    /// right-most untrusted hop of the forwarding header (see
+    /// [`TrustedProxies`]). `None` without an IP peer (e.g. a Unix socket).
+    /// Rate limits key on this answer; use it for audit logs too.
+    pub fn client_ip(&self, req: &Request) -> Option<IpAddr> {
+        let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        self.0.client_ip.client_ip(peer, req.headers())
     }
 
     /// Whether access tokens can be issued (a signing key is configured).
@@ -454,37 +560,54 @@ impl Security {
         let Some(rate) = policy.rate else {
             return Ok(());
         };
-        let key = rate_key(policy, req, p);
-        match self.0.limiter.check(policy.rate_bucket(), &key, rate).await {
-            Ok(RateDecision::Allowed) => Ok(()),
-            Ok(RateDecision::Limited { retry_after }) => {
-                tracing::info!(target: AUDIT_TARGET, event = "rate_limited", route = policy.id);
-                // Whole seconds, never earlier than the real next admission.
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                Err(AuthRejection::rate_limited(secs.max(1)))
-            }
-            Err(_) => {
-                tracing::error!(target: AUDIT_TARGET, event = "limiter_unavailable", route = policy.id);
-                Err(AuthRejection::unavailable())
-            }
+        let ip = self.client_ip(req);
+        let mut custom = String::new();
+        let q = RateQuery {
+            bucket: policy.rate_bucket(),
+            key: rate_key(policy, req, p, ip, &mut custom),
+            rate,
+            ip,
+        };
+        let name = policy.rate_group.unwrap_or("default");
+        let done = self.0.rate.enforce(&q, name, policy.id).await?;
+        if let (Some(status), Some(slot)) = (done.status, req.extensions().get::<RateSlot>()) {
+            let _ = slot.0.set(status);
         }
+        Ok(())
     }
 }
 
-/// The client IP: the socket peer.
+/// The client IP of a request that passed through the [`Security`]
+/// middleware (trusted proxies honoured); the socket peer otherwise.
 pub(crate) fn client_ip(req: &Request) -> Option<IpAddr> {
-    req.remote_addr().as_socket_addr().map(|a| a.ip())
+    match req.extensions().get::<Security>() {
+        Some(s) => s.client_ip(req),
+        None => req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_canonical()),
+    }
 }
 
-fn rate_key(policy: &Policy, req: &Request, p: Option<&Principal>) -> String {
-    let ip = || client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+/// What the request is counted per, borrowed from the request, the principal
+/// or `custom` (which holds a custom key function's answer).
+fn rate_key<'a>(
+    policy: &Policy,
+    req: &Request,
+    p: Option<&'a Principal>,
+    ip: Option<IpAddr>,
+    custom: &'a mut String,
+) -> PartitionKey<'a> {
     match (policy.rate_key, p) {
-        (RateKey::Custom(f), p) => format!("custom:{}", f(req, p)),
-        (RateKey::Ip, _) | (_, None) => format!("ip:{}", ip()),
-        (RateKey::Default, Some(_)) if policy.public => format!("ip:{}", ip()),
-        (RateKey::Default | RateKey::User, Some(p)) => format!("user:{}", p.subject()),
-        (RateKey::ApiKey, Some(p)) => format!("key:{}", p.key_id().unwrap_or(p.subject())),
-        (RateKey::IpUser, Some(p)) => format!("ipuser:{}|{}", ip(), p.subject()),
+        (RateKey::Custom(f), p) => {
+            *custom = f(req, p);
+            PartitionKey::Custom(custom)
+        }
+        (RateKey::Ip, _) | (_, None) => PartitionKey::Ip(ip),
+        (RateKey::Default, Some(_)) if policy.public => PartitionKey::Ip(ip),
+        (RateKey::Default | RateKey::User, Some(p)) => PartitionKey::User(p.subject()),
+        (RateKey::ApiKey, Some(p)) => PartitionKey::ApiKey(p.key_id().unwrap_or(p.subject())),
+        (RateKey::IpUser, Some(p)) => PartitionKey::IpUser(ip, p.subject()),
     }
 }
 
@@ -547,7 +670,7 @@ pub struct SecurityEndpoint<E> {
 }
 
 impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
-    type Output = E::Output;
+    type Output = Response;
 
     async fn call(&self, mut req: Request) -> PoemResult<Self::Output> {
         req.extensions_mut().insert(self.security.clone());
@@ -555,7 +678,24 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
             security: self.security.clone(),
             principal: OnceLock::new(),
         });
-        self.inner.call(req).await
+        if !self.security.0.rate.headers {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        }
+        // `rate_limit_headers(true)`: the guard leaves the route's rate status
+        // here, and every response of a limited route carries it (a 429
+        // carries its own).
+        let slot = RateSlot::default();
+        req.extensions_mut().insert(slot.clone());
+        let result = self.inner.call(req).await;
+        let Some(status) = slot.0.get() else {
+            return result.map(IntoResponse::into_response);
+        };
+        let mut resp = match result {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        status.apply(resp.headers_mut());
+        Ok(resp)
     }
 }
 

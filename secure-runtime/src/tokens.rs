@@ -14,9 +14,9 @@ use crate::{
     catalogue::{is_scope_token, Catalogue},
     openapi::{OaiGuard, OaiScopes, OperationOutput, Secured},
     policy::{AuthKinds, Policy, Rate, RateKey, Requirement, Roles},
-    rate::RateDecision,
+    rate::{LoginAttempt, LoginLimits, PartitionKey, RateQuery},
     secrets::{hash_secret, random_secret},
-    security::{client_ip, AccessToken, Security, AUDIT_TARGET},
+    security::{AccessToken, Security, AUDIT_TARGET},
     sessions::{Rotation, Session, SessionStore},
     users::{Authenticator, LoginError, UserRecord},
     ConfigError, Principal, Protected,
@@ -56,7 +56,8 @@ struct Inner {
     auth: Arc<Authenticator>,
     sessions: Arc<dyn SessionStore>,
     refresh_ttl_secs: u64,
-    login_limits: Vec<(LoginKey, Rate)>,
+    failure_limits: Option<LoginLimits>,
+    attempt_limits: Vec<(LoginKey, Rate)>,
 }
 
 /// A token response body (RFC 6749 §5.1).
@@ -142,6 +143,18 @@ fn invalid_grant() -> TokenResponse {
     oauth_error("invalid_grant", "The credentials are invalid.")
 }
 
+/// A refusal of the login limits as a documented token-endpoint answer.
+fn limited(e: &crate::AuthRejection) -> TokenResponse {
+    match e.retry_after_secs() {
+        Some(secs) => TokenResponse::TooMany(
+            Json(Problem::new(429, "Too Many Requests", "Too many login attempts; retry later.")),
+            secs,
+            NO_STORE.into(),
+        ),
+        None => unavailable(),
+    }
+}
+
 fn unavailable() -> TokenResponse {
     TokenResponse::Unavailable(
         Json(Problem::new(503, "Service Unavailable", "The service is temporarily unavailable.")),
@@ -207,7 +220,8 @@ impl TokenService {
             auth: Arc::new(authenticator),
             sessions,
             refresh_ttl_secs: 14 * 24 * 3600,
-            login_limits: Vec::new(),
+            failure_limits: Some(LoginLimits::new()),
+            attempt_limits: Vec::new(),
         })))
     }
 
@@ -219,7 +233,8 @@ impl TokenService {
                 auth: shared.auth.clone(),
                 sessions: shared.sessions.clone(),
                 refresh_ttl_secs: shared.refresh_ttl_secs,
-                login_limits: shared.login_limits.clone(),
+                failure_limits: shared.failure_limits,
+                attempt_limits: shared.attempt_limits.clone(),
             },
         };
         f(&mut inner);
@@ -231,10 +246,16 @@ impl TokenService {
         self.map(|i| i.refresh_ttl_secs = secs)
     }
 
-    /// Limits login attempts (every attempt counts) per `key`. Several limits
-    /// may be combined; a request must pass all of them.
-    pub fn login_limit(self, key: LoginKey, rate: Rate) -> Self {
-        self.map(|i| i.login_limits.push((key, rate)))
+    /// The failure-driven login limits (default [`LoginLimits::new`]: failed
+    /// logins per client IP and per (IP, user name); successes never count).
+    pub fn failure_limits(self, limits: LoginLimits) -> Self {
+        self.map(|i| i.failure_limits = Some(limits))
+    }
+
+    /// Also limits every login attempt, failed or not, per `key` (for a
+    /// service whose contract names a plain rate, e.g. 5/min per client IP).
+    pub fn attempt_limit(self, key: LoginKey, rate: Rate) -> Self {
+        self.map(|i| i.attempt_limits.push((key, rate)))
     }
 
     /// The authenticator (user store and password hasher).
@@ -242,33 +263,25 @@ impl TokenService {
         &self.0.auth
     }
 
-    async fn limit_login(&self, req: &Request, username: &str) -> Result<(), TokenResponse> {
-        let ip = client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        for (i, (key, rate)) in self.0.login_limits.iter().enumerate() {
-            let k = match key {
-                LoginKey::Ip => format!("ip:{ip}"),
-                LoginKey::IpAndUsername => format!("ipuser:{ip}|{username}"),
-                LoginKey::UsernameAnywhere => format!("user:{username}"),
+    /// Applies the attempt limits, then reserves a failure in the failure
+    /// limits; the caller reports the attempt's outcome.
+    async fn limit_login(&self, req: &Request, username: &str) -> Result<Option<LoginAttempt>, TokenResponse> {
+        let security = &self.0.security;
+        let ip = security.client_ip(req);
+        let user = username.trim().to_lowercase();
+        for (key, rate) in &self.0.attempt_limits {
+            let (bucket, key) = match key {
+                LoginKey::Ip => ("login:attempts:ip", PartitionKey::Ip(ip)),
+                LoginKey::IpAndUsername => ("login:attempts:ip_username", PartitionKey::IpUser(ip, &user)),
+                LoginKey::UsernameAnywhere => ("login:attempts:username", PartitionKey::User(&user)),
             };
-            let bucket = ["poem_secure::login#0", "poem_secure::login#1", "poem_secure::login#2"]
-                .get(i)
-                .copied()
-                .unwrap_or("poem_secure::login#n");
-            match self.0.security.limiter().check(bucket, &k, *rate).await {
-                Ok(RateDecision::Allowed) => {}
-                Ok(RateDecision::Limited { retry_after }) => {
-                    tracing::info!(target: AUDIT_TARGET, event = "rate_limited", route = "auth/token");
-                    let secs = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
-                    return Err(TokenResponse::TooMany(
-                        Json(Problem::new(429, "Too Many Requests", "Too many login attempts; retry later.")),
-                        secs,
-                        NO_STORE.into(),
-                    ));
-                }
-                Err(_) => return Err(unavailable()),
-            }
+            let q = RateQuery { bucket, key, rate: *rate, ip };
+            security.rate_settings().enforce(&q, bucket, "auth/token").await.map_err(|e| limited(&e))?;
         }
-        Ok(())
+        match &self.0.failure_limits {
+            Some(l) => l.guard(security, req, username).await.map(Some).map_err(|e| limited(&e)),
+            None => Ok(None),
+        }
     }
 
     /// Issues a new session's tokens for an authenticated user.
@@ -324,20 +337,40 @@ impl TokenService {
         password: &str,
         scope: Option<&str>,
     ) -> TokenResponse {
-        if let Err(r) = self.limit_login(req, username).await {
-            return r;
-        }
         let requested = match parse_scopes(scope) {
             Ok(r) => r,
             Err(r) => return r,
         };
+        let attempt = match self.limit_login(req, username).await {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
         let user = match self.0.auth.authenticate(username, password).await {
-            Ok(u) => u,
-            Err(LoginError::Invalid) => return invalid_grant(),
-            Err(LoginError::TooLong) => {
-                return oauth_error("invalid_request", "The password is longer than 1024 bytes.")
+            Ok(u) => {
+                if let Some(a) = attempt {
+                    a.succeeded().await;
+                }
+                u
             }
-            Err(LoginError::Busy | LoginError::Unavailable) => return unavailable(),
+            Err(LoginError::Invalid) => {
+                if let Some(a) = attempt {
+                    a.failed();
+                }
+                return invalid_grant();
+            }
+            Err(LoginError::TooLong) => {
+                if let Some(a) = attempt {
+                    a.failed();
+                }
+                return oauth_error("invalid_request", "The password is longer than 1024 bytes.");
+            }
+            Err(LoginError::Busy | LoginError::Unavailable) => {
+                // Not the caller's failure: give the reservation back.
+                if let Some(a) = attempt {
+                    a.succeeded().await;
+                }
+                return unavailable();
+            }
         };
         let granted: Vec<String> = match requested {
             None => user.scopes.clone(),

@@ -3,6 +3,8 @@
 
 use std::{collections::HashMap, fmt, sync::RwLock};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     credentials::{BasicVerifier, BoxFuture, CredentialError},
     password::{PasswordError, PasswordHasher, MAX_PASSWORD_BYTES},
@@ -12,7 +14,7 @@ use crate::{
 
 /// A user as the app stores it. `password_hash` is a PHC string
 /// (`$argon2id$...`); the plaintext is never stored.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// The login name.
     pub username: String,
@@ -25,6 +27,7 @@ pub struct UserRecord {
     /// Scopes the user may be granted (a token request is intersected with it).
     pub scopes: Vec<String>,
     /// A disabled user cannot log in; the refusal looks like a wrong password.
+    #[serde(default)]
     pub disabled: bool,
 }
 
