@@ -24,15 +24,17 @@
 //!     }
 //! }
 //!
-//! let security = Security::builder()
-//!     .jwt(JwtConfig::hs256([7u8; 32]).unwrap().issuer("me").audience("api"))
-//!     .build()
-//!     .unwrap();
-//! let app = Route::new()
-//!     .at("/items", get(api::admin_items))
-//!     .at("/health", get(api::health))
-//!     .with(security);
-//! # let _ = app;
+//! fn main() {
+//!     let security = Security::builder()
+//!         .jwt(JwtConfig::hs256([7u8; 32]).unwrap().issuer("me").audience("api"))
+//!         .build()
+//!         .unwrap();
+//!     let app = Route::new()
+//!         .at("/items", get(api::admin_items))
+//!         .at("/health", get(api::health))
+//!         .with(security);
+//!     # let _ = app;
+//! }
 //! ```
 //!
 //! See the README for the attribute grammar, the guarantees and the test helpers.

@@ -422,7 +422,6 @@ async fn the_waiting_queue_is_bounded() {
 /// the future, a storm of abandoned logins would run unbounded concurrent
 /// argon2 work (and memory), defeating the bound.
 #[tokio::test]
-#[ignore = "BUG: PasswordHasher::run releases its slot when the caller's future is dropped, while the spawn_blocking argon2 work keeps running"]
 async fn an_abandoned_verification_keeps_its_slot_until_its_work_ends() {
     let h = fast_hasher()
         .concurrency(1)

@@ -713,7 +713,6 @@ async fn repeated_parameters_are_invalid_request() {
 /// were omitted from the request": an empty `scope` grants what an omitted
 /// one grants.
 #[tokio::test]
-#[ignore = "BUG: parse_scopes turns scope=\"\" into an empty request: the password grant answers invalid_scope and a refresh issues a token with no scope"]
 async fn an_empty_scope_parameter_counts_as_omitted() {
     let f = fixture().await;
     let cli = client(&f);
@@ -946,7 +945,6 @@ async fn a_refresh_may_narrow_the_scopes() {
 /// already rotated (and its successor discarded) before the scope check, so
 /// the retry is treated as a replay and the whole family is revoked.
 #[tokio::test]
-#[ignore = "BUG: TokenService::refresh rotates the refresh token before checking the requested scope; an invalid_scope refresh burns the session"]
 async fn a_refresh_refused_for_its_scope_leaves_the_refresh_token_usable() {
     let f = fixture().await;
     let cli = client(&f);
@@ -1068,7 +1066,6 @@ impl UserStore for FlakyUsers {
 /// (503) must leave the client's refresh token usable: the client never
 /// received a successor, so its retry is not a replay.
 #[tokio::test]
-#[ignore = "BUG: TokenService::refresh rotates before reading the user; a 503 from the user store consumes the refresh token and the retry is treated as theft (family revoked)"]
 async fn a_refresh_that_fails_with_503_leaves_the_refresh_token_usable() {
     let users = Arc::new(FlakyUsers {
         inner: seeded_users(&fast_hasher()).await,

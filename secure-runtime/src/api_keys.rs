@@ -245,6 +245,10 @@ mod redis_store {
         fn key(&self, id: &str) -> String {
             format!("{}ak:{}", self.prefix, id)
         }
+
+        fn revoked_key(&self, id: &str) -> String {
+            format!("{}ak-revoked:{}", self.prefix, id)
+        }
     }
 
     impl ApiKeyStore for RedisApiKeyStore {
@@ -265,9 +269,14 @@ mod redis_store {
         fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredApiKey>, CredentialError>> {
             Box::pin(async move {
                 let mut conn = self.conn.clone();
-                let raw: Option<String> =
-                    self.run(redis::cmd("GET").arg(self.key(id)).query_async(&mut conn)).await?;
-                Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+                // The record and its revocation flag, read together.
+                let (raw, revoked): (Option<String>, Option<String>) = self
+                    .run(redis::cmd("MGET").arg(self.key(id)).arg(self.revoked_key(id)).query_async(&mut conn))
+                    .await?;
+                Ok(raw.and_then(|r| serde_json::from_str::<StoredApiKey>(&r).ok()).map(|mut k| {
+                    k.revoked |= revoked.is_some();
+                    k
+                }))
             })
         }
 
@@ -289,18 +298,15 @@ mod redis_store {
 
         fn revoke<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
             Box::pin(async move {
-                // Read-modify-write in one script, so a concurrent revoke/insert
-                // cannot resurrect the key.
+                // A separate flag, set only for an existing key: the record
+                // itself is never rewritten.
                 let script = redis::Script::new(
-                    r"local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local k = cjson.decode(v)
-k['revoked'] = true
-redis.call('SET', KEYS[1], cjson.encode(k))
+                    r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], '1')
 return 1",
                 );
                 let mut conn = self.conn.clone();
-                let n: i64 = self.run(script.key(self.key(id)).invoke_async(&mut conn)).await?;
+                let n: i64 = self.run(script.key(self.key(id)).key(self.revoked_key(id)).invoke_async(&mut conn)).await?;
                 Ok(n == 1)
             })
         }

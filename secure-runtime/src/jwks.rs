@@ -27,7 +27,10 @@ use crate::{
 ///   JWKS are ignored.
 /// * Nothing is fetched per request: the set is refreshed when older than the
 ///   refresh interval (default 15 min), and on an unknown `kid` at most once
-///   per minimum interval (default 60 s), one fetch at a time.
+///   per minimum interval (default 60 s; it also bounds scheduled refreshes),
+///   one fetch at a time, shared by the requests waiting for it. A request
+///   that finds the set due is judged by the refreshed set; if the fetch
+///   fails, cached keys keep answering.
 /// * The token's `jku`, `x5u` and `jwk` headers are never followed.
 /// * With no usable key set (the provider down and nothing cached) every
 ///   token is refused (503); cached keys keep working while the provider is
@@ -51,7 +54,7 @@ struct Inner {
     url: String,
     agent: ureq::Agent,
     cache: RwLock<Cache>,
-    fetching: tokio::sync::Mutex<()>,
+    fetching: Arc<tokio::sync::Mutex<()>>,
     refresh_every: Duration,
     min_refetch: Duration,
 }
@@ -73,14 +76,18 @@ fn agent() -> ureq::Agent {
 }
 
 fn check_url(url: &str) -> Result<(), ConfigError> {
-    let lower = url.to_ascii_lowercase();
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| lower.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
-    if lower.starts_with("https://") || loopback {
-        Ok(())
-    } else {
-        Err(ConfigError::new("a JWKS URL must use https (plain http only to a loopback host)"))
+    let bad = || ConfigError::new("a JWKS URL must use https (plain http only to a loopback host), without user info");
+    let uri: poem::http::Uri = url.parse().map_err(|_| bad())?;
+    let authority = uri.authority().ok_or_else(bad)?;
+    if authority.as_str().contains('@') {
+        return Err(bad());
+    }
+    let host = authority.host().to_ascii_lowercase();
+    let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]");
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if loopback => Ok(()),
+        _ => Err(bad()),
     }
 }
 
@@ -154,7 +161,7 @@ impl JwksClient {
             url,
             agent: agent(),
             cache: RwLock::new(Cache::default()),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
             refresh_every: Duration::from_secs(900),
             min_refetch: Duration::from_secs(60),
         })))
@@ -183,7 +190,7 @@ impl JwksClient {
             url: self.0.url.clone(),
             agent: self.0.agent.clone(),
             cache: RwLock::new(Cache::default()),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
             refresh_every: every,
             min_refetch: min,
         }))
@@ -199,6 +206,7 @@ impl JwksClient {
         self.rebuild(|_, min| *min = d)
     }
 
+    /// `(key, have a set, stale, may fetch now)`.
     fn lookup(&self, kid: &str) -> (Option<(Algorithm, DecodingKey)>, bool, bool, bool) {
         let c = self.0.cache.read().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -210,8 +218,13 @@ impl JwksClient {
     }
 
     /// Fetches the set now (one fetch at a time; a failure keeps the old set).
+    /// Returns whether the fetch succeeded.
     pub async fn refresh(&self) -> bool {
         let _one = self.0.fetching.lock().await;
+        self.fetch_locked().await
+    }
+
+    async fn fetch_locked(&self) -> bool {
         {
             let mut c = self.0.cache.write().unwrap_or_else(|p| p.into_inner());
             c.attempted_at = Some(Instant::now());
@@ -234,19 +247,36 @@ impl JwksClient {
 impl KeySource for JwksClient {
     fn key<'a>(&'a self, kid: &'a str) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>> {
         Box::pin(async move {
-            let (found, have_set, stale, may_fetch) = self.lookup(kid);
-            // Scheduled refresh, or a refresh for an unknown kid: both at most
-            // once per minimum interval.
-            if may_fetch && (stale || found.is_none()) {
-                self.refresh().await;
-                let (again, have_set, _, _) = self.lookup(kid);
-                return match (again.or(found), have_set) {
-                    (Some(k), _) => Ok(Some(k)),
-                    (None, true) => Ok(None),
-                    (None, false) => Err(KeySourceDown),
-                };
+            let (found, _, stale, may_fetch) = self.lookup(kid);
+            if let Some(k) = found {
+                if !(stale && may_fetch) {
+                    return Ok(Some(k));
+                }
+                // The set is due: one fetch, shared by the requests waiting for
+                // it, and this request is judged by the new set (a key the
+                // provider withdrew does not pass once more). Only when the
+                // fetch fails does the cached key keep answering.
+                let _one = self.0.fetching.lock().await;
+                let (_, _, still_stale, may_fetch) = self.lookup(kid);
+                if still_stale && may_fetch && !self.fetch_locked().await {
+                    return Ok(Some(k));
+                }
+                return Ok(self.lookup(kid).0);
             }
-            match (found, have_set) {
+            // Unknown kid (or no set yet): one fetch at a time; whoever waited
+            // for it looks again before deciding to fetch.
+            let _one = self.0.fetching.lock().await;
+            let (found, have_set, _, may_fetch) = self.lookup(kid);
+            if found.is_some() {
+                return Ok(found);
+            }
+            if may_fetch {
+                self.fetch_locked().await;
+            }
+            // After a successful fetch only the new set counts: a key the
+            // provider withdrew is not used again.
+            let (found, have_set_now, _, _) = self.lookup(kid);
+            match (found, have_set || have_set_now) {
                 (Some(k), _) => Ok(Some(k)),
                 (None, true) => Ok(None),
                 (None, false) => Err(KeySourceDown),

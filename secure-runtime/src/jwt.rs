@@ -226,6 +226,18 @@ impl JwtConfig {
     pub fn key_pair_pem(alg: Algorithm, private_pem: &[u8], public_pem: &[u8]) -> Result<JwtConfig, ConfigError> {
         let signing = encoding_from_pem(alg, private_pem)?;
         let mut c = Self::verify_pem(alg, public_pem)?;
+        // The two halves must belong together, or the service would issue
+        // tokens it refuses and publish a key that is not its own.
+        let probe = jsonwebtoken::encode(&Header::new(alg), &serde_json::json!({}), &signing)
+            .map_err(|_| pem_error("the private key"))?;
+        let mut v = Validation::new(alg);
+        v.required_spec_claims.clear();
+        v.validate_exp = false;
+        v.validate_aud = false;
+        let matches = c.keys.first().is_some_and(|k| jsonwebtoken::decode::<Value>(&probe, &k.key, &v).is_ok());
+        if !matches {
+            return Err(ConfigError::new("the public key does not belong to the private key"));
+        }
         let jwk = Jwk::from_encoding_key(&signing, alg).ok();
         if let Some(k) = c.keys.first_mut() {
             // jsonwebtoken's JWK of an asymmetric key holds only the public
@@ -272,7 +284,16 @@ impl JwtConfig {
     /// rotation: keep the old key until its tokens have expired).
     pub fn add_verification_pem(mut self, kid: impl Into<String>, alg: Algorithm, public_pem: &[u8]) -> Self {
         match decoding_from_pem(alg, public_pem) {
-            Ok(key) => self.keys.push(VerifyKey { kid: Some(kid.into()), alg, key, jwk: None }),
+            Ok(key) => {
+                let kid = kid.into();
+                // Published in the JWKS too, so that resource servers verify
+                // tokens of the retained key during a rotation.
+                let jwk = Jwk::from_decoding_key(&key, Some(alg)).ok().map(|mut j| {
+                    j.common.key_id = Some(kid.clone());
+                    j
+                });
+                self.keys.push(VerifyKey { kid: Some(kid), alg, key, jwk });
+            }
             Err(e) => self.error = Some(e),
         }
         self

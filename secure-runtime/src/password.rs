@@ -83,12 +83,13 @@ pub struct PasswordHasher(Arc<Inner>);
 struct Inner {
     params: Params,
     concurrency: usize,
-    running: Semaphore,
-    waiting: Semaphore,
+    running: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
     wait_timeout: Duration,
-    /// A hash of a random password, made on first use: unknown users are
-    /// verified against it, so they cost the same work as a wrong password.
-    dummy: OnceLock<String>,
+    /// A hash of a random password, made when the hasher is built: unknown
+    /// users are verified against it, so they cost the same work as a wrong
+    /// password (from the very first login on).
+    dummy: Arc<OnceLock<String>>,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -126,23 +127,36 @@ impl PasswordHasher {
 
     /// At most `n` hashes at once (at least 1); the waiting queue holds 8 × `n`.
     pub fn concurrency(self, n: usize) -> Self {
-        Self::build(self.0.params.clone(), n, self.0.wait_timeout)
+        Self::build_with(self.0.params.clone(), n, self.0.wait_timeout, self.0.dummy.clone())
     }
 
     /// How long a caller waits for a hashing slot before [`PasswordError::Busy`].
     pub fn wait_timeout(self, d: Duration) -> Self {
-        Self::build(self.0.params.clone(), self.0.concurrency, d)
+        Self::build_with(self.0.params.clone(), self.0.concurrency, d, self.0.dummy.clone())
     }
 
     fn build(params: Params, concurrency: usize, wait_timeout: Duration) -> Self {
+        Self::build_with(params, concurrency, wait_timeout, Arc::new(OnceLock::new()))
+    }
+
+    fn build_with(params: Params, concurrency: usize, wait_timeout: Duration, dummy: Arc<OnceLock<String>>) -> Self {
         let concurrency = concurrency.max(1);
+        if dummy.get().is_none() {
+            let mut random = [0u8; 32];
+            if getrandom::fill(&mut random).is_ok() {
+                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+                if let Ok(h) = argon.hash_password(&random) {
+                    let _ = dummy.set(h.to_string());
+                }
+            }
+        }
         PasswordHasher(Arc::new(Inner {
             params,
             concurrency,
-            running: Semaphore::new(concurrency),
-            waiting: Semaphore::new(concurrency.saturating_mul(8)),
+            running: Arc::new(Semaphore::new(concurrency)),
+            waiting: Arc::new(Semaphore::new(concurrency.saturating_mul(8))),
             wait_timeout,
-            dummy: OnceLock::new(),
+            dummy,
         }))
     }
 
@@ -154,13 +168,22 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _queued = self.0.waiting.try_acquire().map_err(|_| PasswordError::Busy)?;
-        let _slot = tokio::time::timeout(self.0.wait_timeout, self.0.running.acquire())
+        let queued = self.0.waiting.clone().try_acquire_owned().map_err(|_| PasswordError::Busy)?;
+        let slot = tokio::time::timeout(self.0.wait_timeout, self.0.running.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
         let argon = self.argon();
-        tokio::task::spawn_blocking(move || work(argon)).await.map_err(|_| PasswordError::Busy)
+        // The permits move into the blocking task: a caller that gives up (a
+        // client that disconnects) does not free the slot while argon2 runs.
+        tokio::task::spawn_blocking(move || {
+            let out = work(argon);
+            drop(slot);
+            drop(queued);
+            out
+        })
+        .await
+        .map_err(|_| PasswordError::Busy)
     }
 
     /// Hashes `password` with a fresh random salt into a PHC string.
@@ -203,19 +226,9 @@ impl PasswordHasher {
     /// Spends the work of one verification and fails: used for unknown or
     /// disabled accounts so that they cannot be told apart by timing.
     pub async fn verify_dummy(&self, password: &str) -> PasswordError {
-        let dummy = match self.0.dummy.get() {
-            Some(d) => d.clone(),
-            None => {
-                let mut random = [0u8; 32];
-                if getrandom::fill(&mut random).is_err() {
-                    return PasswordError::Busy;
-                }
-                let random = String::from_utf8_lossy(&random).into_owned();
-                match self.hash(&random).await {
-                    Ok(h) => self.0.dummy.get_or_init(|| h).clone(),
-                    Err(e) => return e,
-                }
-            }
+        let Some(dummy) = self.0.dummy.get().cloned() else {
+            // No OS randomness at construction: refuse rather than answer faster.
+            return PasswordError::Busy;
         };
         match self.verify(password, &dummy).await {
             Err(PasswordError::TooLong) => PasswordError::TooLong,

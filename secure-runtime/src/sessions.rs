@@ -41,6 +41,17 @@ pub enum Rotation {
     Invalid,
 }
 
+/// What [`SessionStore::peek`] finds for a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peek {
+    /// The token is the current one of a live family.
+    Current(Session),
+    /// Unknown, expired, revoked, or already rotated.
+    NotCurrent,
+    /// The store does not implement `peek`.
+    Unsupported,
+}
+
 /// Stores refresh-token families and revoked access tokens. Implementations
 /// must make [`SessionStore::rotate`] atomic: of concurrent rotations of one
 /// token exactly one wins.
@@ -61,6 +72,16 @@ pub trait SessionStore: Send + Sync + 'static {
         new_hash: &'a str,
         ttl_secs: u64,
     ) -> BoxFuture<'a, Result<Rotation, CredentialError>>;
+
+    /// Reads, without changing anything, whether `token_hash` is the current
+    /// token of a live family. The token service checks the request (scopes,
+    /// the user's state) before rotating, so that a refused or failed refresh
+    /// leaves the token usable. The default answers
+    /// [`Peek::Unsupported`] (the checks then run after the rotation).
+    fn peek<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<Peek, CredentialError>> {
+        let _ = token_hash;
+        Box::pin(async { Ok(Peek::Unsupported) })
+    }
 
     /// Revokes a family: none of its refresh tokens works any more.
     fn revoke_family<'a>(&'a self, family: &'a str) -> BoxFuture<'a, Result<(), CredentialError>>;
@@ -196,6 +217,20 @@ impl SessionStore for MemorySessionStore {
         Box::pin(async move { Ok(out) })
     }
 
+    fn peek<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<Peek, CredentialError>> {
+        let now = now_secs();
+        let out = self.with(|s| {
+            let Some((family, exp)) = s.tokens.get(token_hash) else { return Peek::NotCurrent };
+            match s.families.get(family) {
+                Some(f) if !f.revoked && f.expires_at > now && *exp > now && f.current == token_hash => {
+                    Peek::Current(f.session.clone())
+                }
+                _ => Peek::NotCurrent,
+            }
+        });
+        Box::pin(async move { Ok(out) })
+    }
+
     fn revoke_family<'a>(&'a self, family: &'a str) -> BoxFuture<'a, Result<(), CredentialError>> {
         self.with(|s| {
             if let Some(f) = s.families.get_mut(family) {
@@ -230,7 +265,7 @@ mod redis_store {
 
     use redis::{aio::ConnectionManager, Script};
 
-    use super::{Rotation, Session, SessionStore};
+    use super::{Peek, Rotation, Session, SessionStore};
     use crate::credentials::{BoxFuture, CredentialError};
 
     /// Rotation in one atomic step: returns `{1, session}` when rotated, `{2}`
@@ -334,19 +369,16 @@ return {1, redis.call('HGET', fk, 'session')}
                 let mut conn = self.conn.clone();
                 let mut inv = self.rotate.key(format!("{}rt:{}", self.prefix, old_hash));
                 inv.arg(old_hash).arg(new_hash).arg(&self.prefix).arg(ttl_secs);
-                let out: (i64, Option<String>) = match self.run(inv.invoke_async::<Vec<redis::Value>>(&mut conn)).await? {
-                    v => {
-                        let code = match v.first() {
-                            Some(redis::Value::Int(i)) => *i,
-                            _ => 0,
-                        };
-                        let payload = match v.get(1) {
-                            Some(redis::Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
-                            _ => None,
-                        };
-                        (code, payload)
-                    }
+                let v = self.run(inv.invoke_async::<Vec<redis::Value>>(&mut conn)).await?;
+                let code = match v.first() {
+                    Some(redis::Value::Int(i)) => *i,
+                    _ => 0,
                 };
+                let payload = match v.get(1) {
+                    Some(redis::Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
+                    _ => None,
+                };
+                let out = (code, payload);
                 Ok(match out {
                     (1, Some(p)) => match serde_json::from_str::<Session>(&p) {
                         Ok(s) => Rotation::Rotated(s),
@@ -354,6 +386,27 @@ return {1, redis.call('HGET', fk, 'session')}
                     },
                     (2, _) => Rotation::Reused,
                     _ => Rotation::Invalid,
+                })
+            })
+        }
+
+        fn peek<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<Peek, CredentialError>> {
+            Box::pin(async move {
+                let script = Script::new(
+                    r"local fam = redis.call('GET', KEYS[1])
+if not fam then return false end
+local fk = ARGV[2] .. 'fam:' .. fam
+if redis.call('HGET', fk, 'revoked') == '1' then return false end
+if redis.call('HGET', fk, 'current') ~= ARGV[1] then return false end
+return redis.call('HGET', fk, 'session')",
+                );
+                let mut conn = self.conn.clone();
+                let mut inv = script.key(format!("{}rt:{}", self.prefix, token_hash));
+                inv.arg(token_hash).arg(&self.prefix);
+                let payload: Option<String> = self.run(inv.invoke_async(&mut conn)).await?;
+                Ok(match payload.and_then(|p| serde_json::from_str::<Session>(&p).ok()) {
+                    Some(s) => Peek::Current(s),
+                    None => Peek::NotCurrent,
                 })
             })
         }

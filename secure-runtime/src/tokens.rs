@@ -17,7 +17,7 @@ use crate::{
     rate::{LoginAttempt, LoginLimits, PartitionKey, RateQuery},
     secrets::{hash_secret, random_secret},
     security::{AccessToken, Security, AUDIT_TARGET},
-    sessions::{Rotation, Session, SessionStore},
+    sessions::{Peek, Rotation, Session, SessionStore},
     users::{Authenticator, LoginError, UserRecord},
     ConfigError, Principal, Protected,
 };
@@ -190,7 +190,8 @@ pub struct RefreshForm {
 }
 
 fn parse_scopes(s: Option<&str>) -> Result<Option<Vec<&str>>, TokenResponse> {
-    let Some(s) = s else { return Ok(None) };
+    // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
+    let Some(s) = s.filter(|s| !s.trim().is_empty()) else { return Ok(None) };
     let parts: Vec<&str> = s.split(' ').filter(|p| !p.is_empty()).collect();
     if parts.iter().any(|p| !is_scope_token(p)) {
         return Err(oauth_error("invalid_scope", "The scope parameter is malformed."));
@@ -372,11 +373,11 @@ impl TokenService {
                 return unavailable();
             }
         };
-        let granted: Vec<String> = match requested {
+        let granted: Vec<String> = match &requested {
             None => user.scopes.clone(),
             Some(req) => user.scopes.iter().filter(|s| req.contains(&s.as_str())).cloned().collect(),
         };
-        if scope.is_some() && granted.is_empty() {
+        if requested.is_some() && granted.is_empty() {
             return oauth_error("invalid_scope", "None of the requested scopes can be granted.");
         }
         self.start_session(&user, granted).await
@@ -391,12 +392,29 @@ impl TokenService {
             Err(r) => return r,
         };
         let Some(next) = random_secret(32) else { return unavailable() };
-        let rotated = self
-            .0
-            .sessions
-            .rotate(&hash_secret(refresh_token), &hash_secret(&next), self.0.refresh_ttl_secs)
-            .await;
-        let mut session = match rotated {
+        let presented = hash_secret(refresh_token);
+        // Everything that may refuse is checked before the token is consumed,
+        // so a refused or failed refresh leaves it usable for a retry.
+        let mut session = match self.0.sessions.peek(&presented).await {
+            Ok(Peek::Current(s)) => Some(s),
+            Ok(Peek::NotCurrent) => {
+                // Unknown, expired, or already rotated: `rotate` revokes the
+                // family in the last case (theft detection).
+                if let Ok(Rotation::Reused) = self.0.sessions.rotate(&presented, &hash_secret(&next), 1).await {
+                    tracing::warn!(target: AUDIT_TARGET, event = "refresh_reuse_detected");
+                }
+                return invalid_grant();
+            }
+            Ok(Peek::Unsupported) => None,
+            Err(_) => return unavailable(),
+        };
+        if let Some(s) = &mut session {
+            if let Err(r) = self.recheck(s, requested.as_deref()).await {
+                return r;
+            }
+        }
+        let rotated = self.0.sessions.rotate(&presented, &hash_secret(&next), self.0.refresh_ttl_secs).await;
+        let stored = match rotated {
             Ok(Rotation::Rotated(s)) => s,
             Ok(Rotation::Reused) => {
                 tracing::warn!(target: AUDIT_TARGET, event = "refresh_reuse_detected");
@@ -405,6 +423,23 @@ impl TokenService {
             Ok(Rotation::Invalid) => return invalid_grant(),
             Err(_) => return unavailable(),
         };
+        let session = match session {
+            Some(s) => s,
+            // A store without `peek`: the checks run after the rotation.
+            None => {
+                let mut s = stored;
+                if let Err(r) = self.recheck(&mut s, requested.as_deref()).await {
+                    return r;
+                }
+                s
+            }
+        };
+        self.respond(&session, next)
+    }
+
+    /// Re-reads the user (a disabled or removed user cannot refresh; roles
+    /// are current) and narrows the scopes to `requested`, never widening.
+    async fn recheck(&self, session: &mut Session, requested: Option<&[&str]>) -> Result<(), TokenResponse> {
         match self.0.auth.users().find(&session.subject).await {
             Ok(Some(u)) if !u.disabled => {
                 session.roles = u.roles.clone();
@@ -413,17 +448,17 @@ impl TokenService {
             }
             Ok(_) => {
                 let _ = self.0.sessions.revoke_family(&session.family).await;
-                return invalid_grant();
+                return Err(invalid_grant());
             }
-            Err(_) => return unavailable(),
+            Err(_) => return Err(unavailable()),
         }
         if let Some(req) = requested {
             if req.iter().any(|r| !session.scopes.iter().any(|s| s == r)) {
-                return oauth_error("invalid_scope", "A refresh cannot widen the granted scopes.");
+                return Err(oauth_error("invalid_scope", "A refresh cannot widen the granted scopes."));
             }
             session.scopes.retain(|s| req.contains(&s.as_str()));
         }
-        self.respond(&session, next)
+        Ok(())
     }
 
     /// Logout: revokes the caller's refresh family and the presented access
