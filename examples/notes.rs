@@ -21,8 +21,9 @@ use poem_secure::{
     route::{self, Route},
     secure,
     tokens::{AuthCatalogue, LoginKey, TokenService},
-    ApiKeys, Authenticator, Catalogue, CorsPolicy, Hardening, JwtConfig, LoginLimits, MemoryApiKeyStore,
-    MemorySessionStore, MemoryUserStore, PasswordHasher, Principal, Rate, Security, SessionStore, UserRecord,
+    ApiKeys, Authenticator, Catalogue, CorsPolicy, Hardening, JwtConfig, LoginLimits,
+    MemoryApiKeyStore, MemorySessionStore, MemoryUserStore, PasswordHasher, Principal, Rate,
+    Security, SessionStore, UserRecord,
 };
 
 /// Every scope, role and permission the service knows; declarations naming
@@ -177,20 +178,33 @@ impl Notes {
     #[secure(scopes = "me")]
     #[oai(path = "/users/me", method = "get")]
     async fn me(&self, who: Principal) -> Json<User> {
-        Json(User { username: who.subject().to_owned(), roles: who.roles().to_vec() })
+        Json(User {
+            username: who.subject().to_owned(),
+            roles: who.roles().to_vec(),
+        })
     }
 
     #[secure(scopes = "notes:read")]
     #[oai(path = "/notes", method = "get")]
     async fn list(&self, who: Principal) -> Json<Vec<Note>> {
-        Json(self.with(|n| n.values().filter(|n| n.owner == who.subject()).cloned().collect()))
+        Json(self.with(|n| {
+            n.values()
+                .filter(|n| n.owner == who.subject())
+                .cloned()
+                .collect()
+        }))
     }
 
     #[secure(scopes = "notes:write", rate = "60/min")]
     #[oai(path = "/notes", method = "post")]
     async fn create(&self, who: Principal, note: Json<NewNote>) -> Created<Note> {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let note = Note { id, title: note.0.title, body: note.0.body, owner: who.subject().to_owned() };
+        let note = Note {
+            id,
+            title: note.0.title,
+            body: note.0.body,
+            owner: who.subject().to_owned(),
+        };
         self.with(|n| n.insert(id, note.clone()));
         Created::Created(Json(note))
     }
@@ -227,7 +241,11 @@ impl Notes {
             self.users
                 .list()
                 .into_iter()
-                .map(|u| AdminUser { username: u.username, roles: u.roles, disabled: u.disabled })
+                .map(|u| AdminUser {
+                    username: u.username,
+                    roles: u.roles,
+                    disabled: u.disabled,
+                })
                 .collect(),
         )
     }
@@ -235,12 +253,24 @@ impl Notes {
     #[secure(roles = "admin")]
     #[oai(path = "/admin/api-keys", method = "post")]
     async fn create_key(&self, who: Principal, req: Json<NewApiKey>) -> KeyCreated {
-        if req.0.scopes.iter().any(|s| !API_KEY_SCOPES.contains(&s.as_str())) {
+        if req
+            .0
+            .scopes
+            .iter()
+            .any(|s| !API_KEY_SCOPES.contains(&s.as_str()))
+        {
             return KeyCreated::BadScope;
         }
         let scopes: Vec<&str> = req.0.scopes.iter().map(String::as_str).collect();
-        match self.keys.issue(&req.0.name, who.subject(), &scopes, None).await {
-            Ok(k) => KeyCreated::Created(Json(CreatedApiKey { id: k.record.id, key: k.key })),
+        match self
+            .keys
+            .issue(&req.0.name, who.subject(), &scopes, None)
+            .await
+        {
+            Ok(k) => KeyCreated::Created(Json(CreatedApiKey {
+                id: k.record.id,
+                key: k.key,
+            })),
             Err(_) => KeyCreated::Unavailable,
         }
     }
@@ -248,7 +278,10 @@ impl Notes {
     #[secure(roles = "admin")]
     #[oai(path = "/admin/api-keys", method = "get")]
     async fn list_keys(&self) -> poem::Result<Json<Vec<ApiKeyInfo>>> {
-        let keys = self.keys.list().await.map_err(|_| poem::Error::from_status(poem::http::StatusCode::SERVICE_UNAVAILABLE))?;
+        let keys =
+            self.keys.list().await.map_err(|_| {
+                poem::Error::from_status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+            })?;
         Ok(Json(
             keys.into_iter()
                 .map(|k| ApiKeyInfo {
@@ -276,7 +309,10 @@ impl Notes {
     #[secure(auth = api_key, scopes = "stats:read")]
     #[oai(path = "/service/stats", method = "get")]
     async fn stats(&self) -> Json<Stats> {
-        Json(Stats { notes: self.with(|n| n.len() as u64), users: self.users.list().len() as u64 })
+        Json(Stats {
+            notes: self.with(|n| n.len() as u64),
+            users: self.users.list().len() as u64,
+        })
     }
 }
 
@@ -286,7 +322,9 @@ fn env(name: &str, default: &str) -> String {
 
 fn env_secs(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>> {
     match std::env::var(name) {
-        Ok(v) => Ok(v.parse().map_err(|_| format!("{name} must be a whole number of seconds"))?),
+        Ok(v) => Ok(v
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number of seconds"))?),
         Err(_) => Ok(default),
     }
 }
@@ -298,7 +336,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let jwt = match std::env::var("JWT_SECRET") {
         Ok(secret) => JwtConfig::hs256(secret)?,
         Err(_) => {
-            tracing::warn!("JWT_SECRET is not set: using a random key, valid for this process only");
+            tracing::warn!(
+                "JWT_SECRET is not set: using a random key, valid for this process only"
+            );
             JwtConfig::hs256_random()?
         }
     };
@@ -312,31 +352,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Security::builder().jwt(jwt);
     let (sessions, keys): (Arc<dyn SessionStore>, ApiKeys) = match std::env::var("REDIS_URL") {
         Ok(url) => {
-            builder = builder.rate_limiter(poem_secure::RedisRateLimiter::builder(&url).prefix("notes:rl:").build()?);
+            builder = builder.rate_limiter(
+                poem_secure::RedisRateLimiter::builder(&url)
+                    .prefix("notes:rl:")
+                    .build()?,
+            );
             (
                 Arc::new(poem_secure::RedisSessionStore::connect(&url, "notes:").await?),
                 ApiKeys::new(poem_secure::RedisApiKeyStore::connect(&url, "notes:").await?),
             )
         }
-        Err(_) => (Arc::new(MemorySessionStore::new()), ApiKeys::new(MemoryApiKeyStore::new())),
+        Err(_) => (
+            Arc::new(MemorySessionStore::new()),
+            ApiKeys::new(MemoryApiKeyStore::new()),
+        ),
     };
     if let Ok(proxies) = std::env::var("TRUSTED_PROXIES") {
-        builder = builder.trusted_proxies(proxies.split(',').map(str::trim).filter(|s| !s.is_empty()));
+        builder =
+            builder.trusted_proxies(proxies.split(',').map(str::trim).filter(|s| !s.is_empty()));
     }
-    let security = builder.sessions(sessions.clone()).api_keys(keys.clone()).build()?;
+    let security = builder
+        .sessions(sessions.clone())
+        .api_keys(keys.clone())
+        .build()?;
 
     let records: Vec<UserRecord> = serde_json::from_str(include_str!("data/notes-users.json"))?;
     let users = Arc::new(MemoryUserStore::new(records));
-    let tokens = TokenService::new(security.clone(), Authenticator::new(users.clone(), PasswordHasher::new()), sessions)?
-        .refresh_ttl_secs(env_secs("REFRESH_TOKEN_TTL_SECS", 1_209_600)?)
-        // The seeded accounts are shared by many clients: the login limit is
-        // per client IP alone (5/min, every attempt), never per user name.
-        .failure_limits(LoginLimits::new().per_ip(None).per_ip_and_username(None))
-        .attempt_limit(LoginKey::Ip, Rate { count: 5, period_secs: 60, burst: None });
+    let tokens = TokenService::new(
+        security.clone(),
+        Authenticator::new(users.clone(), PasswordHasher::new()),
+        sessions,
+    )?
+    .refresh_ttl_secs(env_secs("REFRESH_TOKEN_TTL_SECS", 1_209_600)?)
+    // The seeded accounts are shared by many clients: the login limit is
+    // per client IP alone (5/min, every attempt), never per user name.
+    .failure_limits(LoginLimits::new().per_ip(None).per_ip_and_username(None))
+    .attempt_limit(
+        LoginKey::Ip,
+        Rate {
+            count: 5,
+            period_secs: 60,
+            burst: None,
+        },
+    );
 
-    let notes = Notes { next: AtomicU64::new(0), notes: Mutex::new(BTreeMap::new()), users, keys };
-    let api = service((notes, tokens.api::<Access>()), "notes", "1.0").server(format!("http://{addr}"));
-    let origins: Vec<String> = env("CORS_ORIGINS", "http://localhost:5173").split(',').map(|s| s.trim().to_owned()).collect();
+    let notes = Notes {
+        next: AtomicU64::new(0),
+        notes: Mutex::new(BTreeMap::new()),
+        users,
+        keys,
+    };
+    let api =
+        service((notes, tokens.api::<Access>()), "notes", "1.0").server(format!("http://{addr}"));
+    let origins: Vec<String> = env("CORS_ORIGINS", "http://localhost:5173")
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
     let app = Route::new()
         .at("/openapi.json", route::public(api.spec_endpoint()))
         .nest("/docs", route::public(api.swagger_ui()))

@@ -562,6 +562,7 @@ const PRIVATE_PARAMS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 #[test]
 fn the_jwks_document_publishes_public_parameters_only() {
+    #[allow(clippy::type_complexity)] // (alg, private, public, kty, public params)
     let expect: [(Algorithm, &[u8], &[u8], &str, &[&str]); 3] = [
         (
             Algorithm::RS256,

@@ -12,8 +12,8 @@ use poem_secure::{
     route::{get, Route},
     secure,
     tokens::{NoCatalogue, TokenService},
-    ApiKeys, Authenticator, Hardening, JwtConfig, MemoryApiKeyStore, MemorySessionStore, MemoryUserStore,
-    PasswordHasher, Security, SessionStore, UserRecord,
+    ApiKeys, Authenticator, Hardening, JwtConfig, MemoryApiKeyStore, MemorySessionStore,
+    MemoryUserStore, PasswordHasher, Security, SessionStore, UserRecord,
 };
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -85,13 +85,23 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
     let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::new());
     let keys = ApiKeys::new(MemoryApiKeyStore::new());
     let security = Security::builder()
-        .jwt(JwtConfig::hs256(b"a-32-byte-long-hmac-secret-key!!").unwrap().issuer("i").audience("a"))
+        .jwt(
+            JwtConfig::hs256(b"a-32-byte-long-hmac-secret-key!!")
+                .unwrap()
+                .issuer("i")
+                .audience("a"),
+        )
         .sessions(sessions.clone())
         .api_keys(keys.clone())
         .basic(Authenticator::new(users.clone(), hasher.clone()))
         .build()
         .unwrap();
-    let tokens = TokenService::new(security.clone(), Authenticator::new(users, hasher), sessions).unwrap();
+    let tokens = TokenService::new(
+        security.clone(),
+        Authenticator::new(users, hasher),
+        sessions,
+    )
+    .unwrap();
     let app = Route::new()
         .nest("/", service(tokens.api::<NoCatalogue>(), "t", "1"))
         .at("/me", get(me))
@@ -101,11 +111,24 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
         .with(security)
         .with(Hardening::new());
     let cli = TestClient::new(app);
-    let form = |body: String| cli.post("/auth/token").content_type("application/x-www-form-urlencoded").body(body);
+    let form = |body: String| {
+        cli.post("/auth/token")
+            .content_type("application/x-www-form-urlencoded")
+            .body(body)
+    };
 
     // Login failure, then success.
-    form(format!("grant_type=password&username=alice&password={WRONG}")).send().await.assert_status(StatusCode::BAD_REQUEST);
-    let resp = form(format!("grant_type=password&username=alice&password={PASSWORD}")).send().await;
+    form(format!(
+        "grant_type=password&username=alice&password={WRONG}"
+    ))
+    .send()
+    .await
+    .assert_status(StatusCode::BAD_REQUEST);
+    let resp = form(format!(
+        "grant_type=password&username=alice&password={PASSWORD}"
+    ))
+    .send()
+    .await;
     resp.assert_status_is_ok();
     let body: serde_json::Value = resp.json().await.value().deserialize();
     let access = body["access_token"].as_str().unwrap().to_owned();
@@ -113,12 +136,32 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
     let bearer = format!("Bearer {access}");
 
     // Use, refusal (bad token), denial (missing scope), rate limit.
-    cli.get("/me").header("authorization", &bearer).send().await.assert_status_is_ok();
+    cli.get("/me")
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status_is_ok();
     let tampered = format!("Bearer {access}x");
-    cli.get("/me").header("authorization", &tampered).send().await.assert_status(StatusCode::UNAUTHORIZED);
-    cli.get("/admin").header("authorization", &bearer).send().await.assert_status(StatusCode::FORBIDDEN);
-    cli.get("/me").header("authorization", &bearer).send().await.assert_status_is_ok();
-    cli.get("/me").header("authorization", &bearer).send().await.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    cli.get("/me")
+        .header("authorization", &tampered)
+        .send()
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    cli.get("/admin")
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    cli.get("/me")
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status_is_ok();
+    cli.get("/me")
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .assert_status(StatusCode::TOO_MANY_REQUESTS);
 
     // Refresh, then reuse of the rotated token (theft detection).
     let resp = cli
@@ -139,21 +182,44 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
         .assert_status(StatusCode::BAD_REQUEST);
 
     // Logout.
-    cli.post("/auth/logout").header("authorization", format!("Bearer {access2}")).send().await.assert_status(StatusCode::NO_CONTENT);
+    cli.post("/auth/logout")
+        .header("authorization", format!("Bearer {access2}"))
+        .send()
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
 
     // API key created, used, revoked, refused.
-    let issued = keys.issue("exporter", "svc", &["stats:read"], None).await.unwrap();
+    let issued = keys
+        .issue("exporter", "svc", &["stats:read"], None)
+        .await
+        .unwrap();
     let secret = issued.key.split_once('.').unwrap().1.to_owned();
-    cli.get("/stats").header("x-api-key", &issued.key).send().await.assert_status_is_ok();
+    cli.get("/stats")
+        .header("x-api-key", &issued.key)
+        .send()
+        .await
+        .assert_status_is_ok();
     keys.revoke(&issued.record.id).await.unwrap();
-    cli.get("/stats").header("x-api-key", &issued.key).send().await.assert_status(StatusCode::UNAUTHORIZED);
+    cli.get("/stats")
+        .header("x-api-key", &issued.key)
+        .send()
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
 
     // Basic credentials, right and wrong.
     use base64::Engine as _;
     let basic_ok = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
     let basic_bad = base64::engine::general_purpose::STANDARD.encode(format!("alice:{WRONG}"));
-    cli.get("/basic").header("authorization", format!("Basic {basic_ok}")).send().await.assert_status_is_ok();
-    cli.get("/basic").header("authorization", format!("Basic {basic_bad}")).send().await.assert_status(StatusCode::UNAUTHORIZED);
+    cli.get("/basic")
+        .header("authorization", format!("Basic {basic_ok}"))
+        .send()
+        .await
+        .assert_status_is_ok();
+    cli.get("/basic")
+        .header("authorization", format!("Basic {basic_bad}"))
+        .send()
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
 
     let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     for event in [
@@ -169,12 +235,31 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
         "api_key_revoked",
         "credential_refused",
     ] {
-        assert!(log.contains(&format!("event=\"{event}\"")) || log.contains(&format!("event={event}")), "no {event} event in:\n{log}");
+        assert!(
+            log.contains(&format!("event=\"{event}\"")) || log.contains(&format!("event={event}")),
+            "no {event} event in:\n{log}"
+        );
     }
-    assert!(log.contains("request_id="), "events carry the request id:\n{log}");
-    assert!(log.contains("client_ip="), "events carry the client ip:\n{log}");
+    assert!(
+        log.contains("request_id="),
+        "events carry the request id:\n{log}"
+    );
+    assert!(
+        log.contains("client_ip="),
+        "events carry the client ip:\n{log}"
+    );
     for secret in [
-        PASSWORD, WRONG, &access, &access2, &refresh, &refresh2, &issued.key, &secret, &basic_ok, &basic_bad, &bearer,
+        PASSWORD,
+        WRONG,
+        &access,
+        &access2,
+        &refresh,
+        &refresh2,
+        &issued.key,
+        &secret,
+        &basic_ok,
+        &basic_bad,
+        &bearer,
     ] {
         assert!(!log.contains(secret), "a secret reached the log: {secret}");
     }

@@ -418,7 +418,7 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner() {
             .count();
         assert_eq!(winners, 1, "round {round}: {outcomes:?}");
         assert!(
-            outcomes.iter().any(|o| *o == Rotation::Reused),
+            outcomes.contains(&Rotation::Reused),
             "{outcomes:?}"
         );
     }

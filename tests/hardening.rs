@@ -50,7 +50,12 @@ async fn private() -> &'static str {
 
 fn security() -> Security {
     Security::builder()
-        .jwt(JwtConfig::hs256([5u8; 32]).unwrap().issuer("i").audience("a"))
+        .jwt(
+            JwtConfig::hs256([5u8; 32])
+                .unwrap()
+                .issuer("i")
+                .audience("a"),
+        )
         .build()
         .unwrap()
 }
@@ -62,7 +67,10 @@ fn app(h: Hardening) -> impl Endpoint {
         .at("/boom", get(boom))
         .at("/slow", get(slow))
         .at("/private", get(private))
-        .nest("/docs", route::public(poem::endpoint::make_sync(|_| "<html>docs</html>")))
+        .nest(
+            "/docs",
+            route::public(poem::endpoint::make_sync(|_| "<html>docs</html>")),
+        )
         .with(security())
         .with(h)
 }
@@ -81,7 +89,10 @@ fn assert_security_headers(resp: &TestResponse) {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
-    assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     assert!(h.contains_key("x-request-id"));
 }
 
@@ -91,7 +102,10 @@ async fn security_headers_on_success_404_405_refusals_and_errors() {
     let ok = cli.get("/hello").send().await;
     ok.assert_status_is_ok();
     assert_security_headers(&ok);
-    assert_eq!(ok.0.headers()["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    assert_eq!(
+        ok.0.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
     for (req, status) in [
         (cli.get("/nope"), StatusCode::NOT_FOUND),
         (cli.delete("/hello"), StatusCode::METHOD_NOT_ALLOWED),
@@ -107,7 +121,10 @@ async fn security_headers_on_success_404_405_refusals_and_errors() {
 #[tokio::test]
 async fn no_security_headers_without_the_layer() {
     // Control: the headers come from Hardening, not from poem.
-    let resp = TestClient::new(Route::new().at("/hello", get(hello)).with(security())).get("/hello").send().await;
+    let resp = TestClient::new(Route::new().at("/hello", get(hello)).with(security()))
+        .get("/hello")
+        .send()
+        .await;
     assert!(!resp.0.headers().contains_key("x-content-type-options"));
 }
 
@@ -115,20 +132,35 @@ async fn no_security_headers_without_the_layer() {
 async fn docs_get_a_csp_that_lets_swagger_ui_run_and_still_denies_framing() {
     let cli = TestClient::new(app(Hardening::new()));
     let resp = cli.get("/docs/").send().await;
-    let csp = resp.0.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = resp.0.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     // A path that merely starts with the same letters is an API path.
     let resp = cli.get("/docsx").send().await;
-    assert_eq!(resp.0.headers()["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    assert_eq!(
+        resp.0.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
 }
 
 #[tokio::test]
 async fn hsts_only_when_configured() {
-    let plain = TestClient::new(app(Hardening::new())).get("/hello").send().await;
+    let plain = TestClient::new(app(Hardening::new()))
+        .get("/hello")
+        .send()
+        .await;
     assert!(!plain.0.headers().contains_key("strict-transport-security"));
-    let tls = TestClient::new(app(Hardening::new().hsts_secs(31_536_000))).get("/hello").send().await;
-    assert_eq!(tls.0.headers()["strict-transport-security"], "max-age=31536000; includeSubDomains");
+    let tls = TestClient::new(app(Hardening::new().hsts_secs(31_536_000)))
+        .get("/hello")
+        .send()
+        .await;
+    assert_eq!(
+        tls.0.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
 }
 
 #[tokio::test]
@@ -136,7 +168,11 @@ async fn credentialed_responses_are_not_cached() {
     let cli = TestClient::new(app(Hardening::new()));
     let anon = cli.get("/hello").send().await;
     assert!(!anon.0.headers().contains_key("cache-control"));
-    let with_auth = cli.get("/hello").header("authorization", "Bearer whatever").send().await;
+    let with_auth = cli
+        .get("/hello")
+        .header("authorization", "Bearer whatever")
+        .send()
+        .await;
     assert_eq!(with_auth.0.headers()["cache-control"], "no-store");
     let with_key = cli.get("/hello").header("x-api-key", "k.s").send().await;
     assert_eq!(with_key.0.headers()["cache-control"], "no-store");
@@ -144,11 +180,17 @@ async fn credentialed_responses_are_not_cached() {
 
 #[tokio::test]
 async fn a_panic_is_a_generic_500_problem_without_the_panic_text() {
-    let resp = TestClient::new(app(Hardening::new())).get("/boom").send().await;
+    let resp = TestClient::new(app(Hardening::new()))
+        .get("/boom")
+        .send()
+        .await;
     resp.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
     resp.assert_content_type("application/problem+json");
     let text = resp.0.into_body().into_string().await.unwrap();
-    assert!(!text.contains("hunter2") && !text.contains("internal detail"), "{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("internal detail"),
+        "{text}"
+    );
     assert!(text.contains("\"status\":500"), "{text}");
 }
 
@@ -162,7 +204,10 @@ async fn malformed_json_is_a_400_problem_without_parser_text() {
         .await;
     let body = problem_of(resp, StatusCode::BAD_REQUEST).await;
     let detail = body["detail"].as_str().unwrap();
-    assert!(!detail.contains("line") && !detail.contains("column") && !detail.contains("serde"), "{detail}");
+    assert!(
+        !detail.contains("line") && !detail.contains("column") && !detail.contains("serde"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -170,42 +215,82 @@ async fn body_over_the_limit_is_413_declared_or_streamed() {
     let cli = TestClient::new(app(Hardening::new().body_limit(64)));
     let big = format!("\"{}\"", "x".repeat(200));
     // With a Content-Length.
-    let resp = cli.post("/echo").content_type("application/json").body(big.clone()).send().await;
+    let resp = cli
+        .post("/echo")
+        .content_type("application/json")
+        .body(big.clone())
+        .send()
+        .await;
     problem_of(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
     // Chunked: no Content-Length, the limit is enforced while reading.
     let stream = futures_stream(big.into_bytes());
-    let resp = cli.post("/echo").content_type("application/json").body(poem::Body::from_bytes_stream(stream)).send().await;
+    let resp = cli
+        .post("/echo")
+        .content_type("application/json")
+        .body(poem::Body::from_bytes_stream(stream))
+        .send()
+        .await;
     problem_of(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
     // Control: a small body passes.
-    cli.post("/echo").content_type("application/json").body("\"ok\"").send().await.assert_status_is_ok();
+    cli.post("/echo")
+        .content_type("application/json")
+        .body("\"ok\"")
+        .send()
+        .await
+        .assert_status_is_ok();
 }
 
-fn futures_stream(bytes: Vec<u8>) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+fn futures_stream(
+    bytes: Vec<u8>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
     futures_util::stream::iter(bytes.chunks(16).map(|c| Ok(c.to_vec())).collect::<Vec<_>>())
 }
 
 #[tokio::test]
 async fn oversized_headers_are_431() {
     let cli = TestClient::new(app(Hardening::new().header_limit(1024)));
-    let resp = cli.get("/hello").header("x-filler", "y".repeat(2000)).send().await;
+    let resp = cli
+        .get("/hello")
+        .header("x-filler", "y".repeat(2000))
+        .send()
+        .await;
     problem_of(resp, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
-    cli.get("/hello").header("x-filler", "y".repeat(100)).send().await.assert_status_is_ok();
+    cli.get("/hello")
+        .header("x-filler", "y".repeat(100))
+        .send()
+        .await
+        .assert_status_is_ok();
 }
 
 #[tokio::test]
 async fn a_request_over_the_timeout_is_a_503_problem() {
     let cli = TestClient::new(app(Hardening::new().timeout(Duration::from_millis(100))));
-    problem_of(cli.get("/slow").send().await, StatusCode::SERVICE_UNAVAILABLE).await;
+    problem_of(
+        cli.get("/slow").send().await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn request_id_is_echoed_when_valid_and_generated_otherwise() {
     let cli = TestClient::new(app(Hardening::new()));
-    let resp = cli.get("/hello").header("x-request-id", "abc-123.X_y:z").send().await;
+    let resp = cli
+        .get("/hello")
+        .header("x-request-id", "abc-123.X_y:z")
+        .send()
+        .await;
     assert_eq!(resp.0.headers()["x-request-id"], "abc-123.X_y:z");
     // A value that could inject into logs is replaced.
-    let resp = cli.get("/hello").header("x-request-id", "evil\" injected=1").send().await;
-    let id = resp.0.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let resp = cli
+        .get("/hello")
+        .header("x-request-id", "evil\" injected=1")
+        .send()
+        .await;
+    let id = resp.0.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(!id.contains("evil") && !id.is_empty());
     let a = cli.get("/hello").send().await.0.headers()["x-request-id"].clone();
     let b = cli.get("/hello").send().await.0.headers()["x-request-id"].clone();
@@ -218,14 +303,24 @@ fn cors_app(policy: CorsPolicy) -> impl Endpoint {
 
 #[tokio::test]
 async fn cors_preflight_answers_only_allowed_origins_methods_and_headers() {
-    let cli = TestClient::new(cors_app(CorsPolicy::new().allow_origins(["https://app.example.com"]).allow_credentials(true)));
+    let cli = TestClient::new(cors_app(
+        CorsPolicy::new()
+            .allow_origins(["https://app.example.com"])
+            .allow_credentials(true),
+    ));
     let pre = |origin: &str, method: &str, headers: &str| {
         cli.request(Method::OPTIONS, "/hello")
             .header("origin", origin)
             .header("access-control-request-method", method)
             .header("access-control-request-headers", headers)
     };
-    let ok = pre("https://app.example.com", "POST", "authorization, content-type").send().await;
+    let ok = pre(
+        "https://app.example.com",
+        "POST",
+        "authorization, content-type",
+    )
+    .send()
+    .await;
     ok.assert_status(StatusCode::NO_CONTENT);
     let h = ok.0.headers();
     assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
@@ -244,24 +339,55 @@ async fn cors_preflight_answers_only_allowed_origins_methods_and_headers() {
 
 #[tokio::test]
 async fn cors_actual_requests_get_headers_only_for_allowed_origins_and_always_vary() {
-    let cli = TestClient::new(cors_app(CorsPolicy::new().allow_origins(["https://app.example.com"])));
-    let ok = cli.get("/hello").header("origin", "https://app.example.com").send().await;
-    assert_eq!(ok.0.headers()["access-control-allow-origin"], "https://app.example.com");
+    let cli = TestClient::new(cors_app(
+        CorsPolicy::new().allow_origins(["https://app.example.com"]),
+    ));
+    let ok = cli
+        .get("/hello")
+        .header("origin", "https://app.example.com")
+        .send()
+        .await;
+    assert_eq!(
+        ok.0.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
     assert!(ok.0.headers()["vary"].to_str().unwrap().contains("Origin"));
-    let evil = cli.get("/hello").header("origin", "https://evil.example.com").send().await;
+    let evil = cli
+        .get("/hello")
+        .header("origin", "https://evil.example.com")
+        .send()
+        .await;
     assert!(!evil.0.headers().contains_key("access-control-allow-origin"));
-    assert!(evil.0.headers()["vary"].to_str().unwrap().contains("Origin"));
+    assert!(evil.0.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .contains("Origin"));
     // Origin comparison is exact: a look-alike suffix is not the allowed origin.
-    let suffix = cli.get("/hello").header("origin", "https://app.example.com.evil.io").send().await;
-    assert!(!suffix.0.headers().contains_key("access-control-allow-origin"));
+    let suffix = cli
+        .get("/hello")
+        .header("origin", "https://app.example.com.evil.io")
+        .send()
+        .await;
+    assert!(!suffix
+        .0
+        .headers()
+        .contains_key("access-control-allow-origin"));
 }
 
 #[test]
 fn cors_misconfigurations_are_startup_errors() {
     for bad in [
-        CorsPolicy::new().allow_origins(["*"]).allow_credentials(true),
-        CorsPolicy::new().allow_origins(["https://a.example"]).allow_methods(["*"]).allow_credentials(true),
-        CorsPolicy::new().allow_origins(["https://a.example"]).allow_headers(["*"]).allow_credentials(true),
+        CorsPolicy::new()
+            .allow_origins(["*"])
+            .allow_credentials(true),
+        CorsPolicy::new()
+            .allow_origins(["https://a.example"])
+            .allow_methods(["*"])
+            .allow_credentials(true),
+        CorsPolicy::new()
+            .allow_origins(["https://a.example"])
+            .allow_headers(["*"])
+            .allow_credentials(true),
         CorsPolicy::new().allow_origins(["https://a.example/"]),
         CorsPolicy::new().allow_origins(["https://a.example/path"]),
         CorsPolicy::new().allow_origins(["a.example"]),
@@ -275,7 +401,14 @@ fn cors_misconfigurations_are_startup_errors() {
 #[tokio::test]
 async fn a_wildcard_origin_without_credentials_answers_star() {
     let cli = TestClient::new(cors_app(CorsPolicy::new().allow_origins(["*"])));
-    let resp = cli.get("/hello").header("origin", "https://anyone.example").send().await;
+    let resp = cli
+        .get("/hello")
+        .header("origin", "https://anyone.example")
+        .send()
+        .await;
     assert_eq!(resp.0.headers()["access-control-allow-origin"], "*");
-    assert!(!resp.0.headers().contains_key("access-control-allow-credentials"));
+    assert!(!resp
+        .0
+        .headers()
+        .contains_key("access-control-allow-credentials"));
 }

@@ -739,7 +739,7 @@ async fn dry_run_admits_what_it_would_refuse() {
     for _ in 0..10 {
         let resp = cli
             .get("/public")
-            .header("x-test-peer", &peer(9))
+            .header("x-test-peer", peer(9))
             .send()
             .await;
         resp.assert_status_is_ok();
@@ -748,7 +748,7 @@ async fn dry_run_admits_what_it_would_refuse() {
     // The fields still tell the truth: the quota is spent.
     let resp = cli
         .get("/public")
-        .header("x-test-peer", &peer(9))
+        .header("x-test-peer", peer(9))
         .send()
         .await;
     resp.assert_status_is_ok();

@@ -15,15 +15,17 @@ use poem_secure::{
     route::{get, Route},
     secure,
     tokens::{NoCatalogue, TokenService},
-    ApiKeys, Authenticator, AuthKinds, JwtConfig, MemoryApiKeyStore, MemorySessionStore, MemoryUserStore,
-    PasswordHasher, Policy, RateKey, Roles, Security, SessionStore, UserRecord,
+    ApiKeys, AuthKinds, Authenticator, JwtConfig, MemoryApiKeyStore, MemorySessionStore,
+    MemoryUserStore, PasswordHasher, Policy, RateKey, Roles, Security, SessionStore, UserRecord,
 };
 use proptest::prelude::*;
 
 static POLICY: Policy = Policy {
     id: "robustness::any",
     public: false,
-    auth: AuthKinds::BEARER.or(AuthKinds::API_KEY).or(AuthKinds::BASIC),
+    auth: AuthKinds::BEARER
+        .or(AuthKinds::API_KEY)
+        .or(AuthKinds::BASIC),
     scopes: &[],
     roles: Roles::None,
     permissions: &[],
@@ -36,7 +38,13 @@ static POLICY: Policy = Policy {
 
 fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 fn security() -> &'static Security {
@@ -44,9 +52,17 @@ fn security() -> &'static Security {
     S.get_or_init(|| {
         let users = MemoryUserStore::new([]);
         Security::builder()
-            .jwt(JwtConfig::hs256([8u8; 32]).unwrap().issuer("i").audience("a"))
+            .jwt(
+                JwtConfig::hs256([8u8; 32])
+                    .unwrap()
+                    .issuer("i")
+                    .audience("a"),
+            )
             .api_keys(ApiKeys::new(MemoryApiKeyStore::new()))
-            .basic(Authenticator::new(users, PasswordHasher::with_params(256, 1, 1).unwrap()))
+            .basic(Authenticator::new(
+                users,
+                PasswordHasher::with_params(256, 1, 1).unwrap(),
+            ))
             .build()
             .unwrap()
     })
@@ -54,7 +70,9 @@ fn security() -> &'static Security {
 
 /// Runs the guard's whole verification on a request carrying `name: value`.
 fn authorize_with(name: &str, value: &[u8]) -> Option<StatusCode> {
-    let Ok(v) = HeaderValue::from_bytes(value) else { return None };
+    let Ok(v) = HeaderValue::from_bytes(value) else {
+        return None;
+    };
     let req = Request::builder().header(name, v).finish();
     let out = rt().block_on(security().authorize(&POLICY, &req));
     Some(match out {
@@ -124,7 +142,12 @@ fn token_app() -> &'static (Security, App) {
     APP.get_or_init(|| {
         let sessions: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::new());
         let security = Security::builder()
-            .jwt(JwtConfig::hs256([9u8; 32]).unwrap().issuer("i").audience("a"))
+            .jwt(
+                JwtConfig::hs256([9u8; 32])
+                    .unwrap()
+                    .issuer("i")
+                    .audience("a"),
+            )
             .sessions(sessions.clone())
             .build()
             .unwrap();
@@ -138,7 +161,12 @@ fn token_app() -> &'static (Security, App) {
             scopes: vec!["me".into()],
             disabled: false,
         }]);
-        let tokens = TokenService::new(security.clone(), Authenticator::new(users, hasher), sessions).unwrap();
+        let tokens = TokenService::new(
+            security.clone(),
+            Authenticator::new(users, hasher),
+            sessions,
+        )
+        .unwrap();
         let app = Route::new()
             .nest("/", service(tokens.api::<NoCatalogue>(), "t", "1"))
             .at("/guarded", get(guarded))
@@ -190,7 +218,13 @@ proptest! {
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 

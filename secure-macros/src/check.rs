@@ -19,7 +19,10 @@ pub(crate) fn check(d: &Decl, errors: &mut Errors) {
         }
     }
     if let (Some((_, span)), None) = (&d.rate_group, &d.rate) {
-        errors.at(*span, "`rate_group` without `rate` has no effect: add `rate = \"N/unit\"`, or remove it");
+        errors.at(
+            *span,
+            "`rate_group` without `rate` has no effect: add `rate = \"N/unit\"`, or remove it",
+        );
     }
     if let Some((key, span)) = &d.rate_key {
         if d.rate.is_none() {

@@ -134,7 +134,12 @@ fn catalogue_checks(d: &Decl) -> TokenStream {
 
 /// The documented meaning of a 403 for this declaration.
 fn forbidden_doc(d: &Decl) -> String {
-    let list = |v: &[crate::model::Name]| v.iter().map(|n| format!("`{}`", n.value)).collect::<Vec<_>>().join(", ");
+    let list = |v: &[crate::model::Name]| {
+        v.iter()
+            .map(|n| format!("`{}`", n.value))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut parts = Vec::new();
     if !d.scopes.is_empty() {
         parts.push(format!("all of the scopes {}", list(&d.scopes)));
@@ -244,7 +249,8 @@ pub(crate) fn operation(d: &Decl, m: &mut ImplItemFn, self_name: &Ident) -> Toke
     // its scopes), a plain extractor for `#[public]` (nothing to document).
     let guards: Vec<FnArg> = match d.kind {
         Kind::Secure => {
-            let paths = (0..d.scopes.len()).map(|i| LitStr::new(&format!("{req}::__S{i}"), Span::call_site()));
+            let paths = (0..d.scopes.len())
+                .map(|i| LitStr::new(&format!("{req}::__S{i}"), Span::call_site()));
             // One `#[oai]` per parameter: poem-openapi reads only the first.
             let scopes_attr = (!d.scopes.is_empty()).then(|| quote!(#[oai(#(scope = #paths),*)]));
             vec![

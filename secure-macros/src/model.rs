@@ -408,11 +408,17 @@ fn rate_group(e: &Expr, errors: &mut Errors) -> Option<(String, Span)> {
     match lit_str(e) {
         Some(s) if is_token(&s.value()) => Some((s.value(), s.span())),
         Some(s) => {
-            errors.at(s.span(), "a rate group is a non-empty name without spaces, e.g. \"login\"");
+            errors.at(
+                s.span(),
+                "a rate group is a non-empty name without spaces, e.g. \"login\"",
+            );
             None
         }
         None => {
-            errors.at(e.span(), "expected a group name string, e.g. `rate_group = \"login\"`");
+            errors.at(
+                e.span(),
+                "expected a group name string, e.g. `rate_group = \"login\"`",
+            );
             None
         }
     }
@@ -522,7 +528,7 @@ mod tests {
             if let Some(b) = burst {
                 text.push_str(&format!(",{pad}burst{pad}={pad}{b}"));
             }
-            let r = parse_rate(&text).map_err(|e| TestCaseError::fail(e))?;
+            let r = parse_rate(&text).map_err(TestCaseError::fail)?;
             prop_assert_eq!((r.count, r.period_secs, r.burst), (count, unit.1, burst));
         }
     }

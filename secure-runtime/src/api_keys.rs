@@ -1,7 +1,11 @@
 //! API keys: issued as `prefix.secret`, stored hashed, verified in constant
 //! time, revocable with immediate effect.
 
-use std::{collections::BTreeMap, fmt, sync::{Arc, Mutex}};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{Arc, Mutex},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +63,9 @@ pub struct IssuedApiKey {
 
 impl fmt::Debug for IssuedApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedApiKey").field("record", &self.record).finish_non_exhaustive()
+        f.debug_struct("IssuedApiKey")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,7 +74,10 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// Stores a new key.
     fn insert<'a>(&'a self, key: &'a StoredApiKey) -> BoxFuture<'a, Result<(), CredentialError>>;
     /// Looks a key up by its prefix.
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredApiKey>, CredentialError>>;
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredApiKey>, CredentialError>>;
     /// All keys (revoked ones included), by prefix.
     fn list(&self) -> BoxFuture<'_, Result<Vec<StoredApiKey>, CredentialError>>;
     /// Marks a key revoked; `Ok(false)` when it does not exist.
@@ -94,7 +103,10 @@ impl ApiKeyStore for MemoryApiKeyStore {
         self.with(|m| m.insert(key.id.clone(), key.clone()));
         Box::pin(async { Ok(()) })
     }
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredApiKey>, CredentialError>> {
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredApiKey>, CredentialError>> {
         let k = self.with(|m| m.get(id).cloned());
         Box::pin(async move { Ok(k) })
     }
@@ -158,7 +170,10 @@ impl ApiKeys {
         };
         self.0.insert(&record).await?;
         tracing::info!(target: AUDIT_TARGET, event = "api_key_created", key_id = %id, owner);
-        Ok(IssuedApiKey { key: format!("{id}.{secret}"), record })
+        Ok(IssuedApiKey {
+            key: format!("{id}.{secret}"),
+            record,
+        })
     }
 
     /// Every key (without secrets).
@@ -177,7 +192,10 @@ impl ApiKeys {
 }
 
 impl ApiKeyVerifier for ApiKeys {
-    fn verify<'a>(&'a self, presented: &'a str) -> BoxFuture<'a, Result<Principal, CredentialError>> {
+    fn verify<'a>(
+        &'a self,
+        presented: &'a str,
+    ) -> BoxFuture<'a, Result<Principal, CredentialError>> {
         Box::pin(async move {
             let Some((id, secret)) = presented.split_once('.') else {
                 return Err(CredentialError::Invalid);
@@ -196,7 +214,10 @@ impl ApiKeyVerifier for ApiKeys {
                 return Err(CredentialError::Invalid);
             }
             tracing::debug!(target: AUDIT_TARGET, event = "api_key_used", key_id = %k.id);
-            Ok(Principal::builder(CredentialKind::ApiKey, k.owner).scopes(k.scopes).key_id(k.id).build())
+            Ok(Principal::builder(CredentialKind::ApiKey, k.owner)
+                .scopes(k.scopes)
+                .key_id(k.id)
+                .build())
         })
     }
 }
@@ -224,15 +245,23 @@ mod redis_store {
     impl RedisApiKeyStore {
         /// Connects to `url`; keys are prefixed with `prefix`.
         pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let client = redis::Client::open(url).map_err(|_| crate::ConfigError::new("invalid REDIS_URL"))?;
+            let client = redis::Client::open(url)
+                .map_err(|_| crate::ConfigError::new("invalid REDIS_URL"))?;
             let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
                 .await
                 .map_err(|_| crate::ConfigError::new("Redis did not answer within 5 s"))?
                 .map_err(|_| crate::ConfigError::new("cannot connect to Redis"))?;
-            Ok(RedisApiKeyStore { conn, prefix: prefix.to_owned(), timeout: Duration::from_millis(500) })
+            Ok(RedisApiKeyStore {
+                conn,
+                prefix: prefix.to_owned(),
+                timeout: Duration::from_millis(500),
+            })
         }
 
-        async fn run<T>(&self, f: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, CredentialError> {
+        async fn run<T>(
+            &self,
+            f: impl std::future::Future<Output = redis::RedisResult<T>>,
+        ) -> Result<T, CredentialError> {
             match tokio::time::timeout(self.timeout, f).await {
                 Ok(Ok(v)) => Ok(v),
                 _ => {
@@ -252,7 +281,10 @@ mod redis_store {
     }
 
     impl ApiKeyStore for RedisApiKeyStore {
-        fn insert<'a>(&'a self, key: &'a StoredApiKey) -> BoxFuture<'a, Result<(), CredentialError>> {
+        fn insert<'a>(
+            &'a self,
+            key: &'a StoredApiKey,
+        ) -> BoxFuture<'a, Result<(), CredentialError>> {
             Box::pin(async move {
                 let json = serde_json::to_string(key).map_err(|_| CredentialError::Unavailable)?;
                 let mut conn = self.conn.clone();
@@ -266,25 +298,40 @@ mod redis_store {
             })
         }
 
-        fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredApiKey>, CredentialError>> {
+        fn get<'a>(
+            &'a self,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<Option<StoredApiKey>, CredentialError>> {
             Box::pin(async move {
                 let mut conn = self.conn.clone();
                 // The record and its revocation flag, read together.
                 let (raw, revoked): (Option<String>, Option<String>) = self
-                    .run(redis::cmd("MGET").arg(self.key(id)).arg(self.revoked_key(id)).query_async(&mut conn))
+                    .run(
+                        redis::cmd("MGET")
+                            .arg(self.key(id))
+                            .arg(self.revoked_key(id))
+                            .query_async(&mut conn),
+                    )
                     .await?;
-                Ok(raw.and_then(|r| serde_json::from_str::<StoredApiKey>(&r).ok()).map(|mut k| {
-                    k.revoked |= revoked.is_some();
-                    k
-                }))
+                Ok(raw
+                    .and_then(|r| serde_json::from_str::<StoredApiKey>(&r).ok())
+                    .map(|mut k| {
+                        k.revoked |= revoked.is_some();
+                        k
+                    }))
             })
         }
 
         fn list(&self) -> BoxFuture<'_, Result<Vec<StoredApiKey>, CredentialError>> {
             Box::pin(async move {
                 let mut conn = self.conn.clone();
-                let mut ids: Vec<String> =
-                    self.run(redis::cmd("SMEMBERS").arg(format!("{}ak-index", self.prefix)).query_async(&mut conn)).await?;
+                let mut ids: Vec<String> = self
+                    .run(
+                        redis::cmd("SMEMBERS")
+                            .arg(format!("{}ak-index", self.prefix))
+                            .query_async(&mut conn),
+                    )
+                    .await?;
                 ids.sort();
                 let mut out = Vec::with_capacity(ids.len());
                 for id in ids {
@@ -306,7 +353,14 @@ redis.call('SET', KEYS[2], '1')
 return 1",
                 );
                 let mut conn = self.conn.clone();
-                let n: i64 = self.run(script.key(self.key(id)).key(self.revoked_key(id)).invoke_async(&mut conn)).await?;
+                let n: i64 = self
+                    .run(
+                        script
+                            .key(self.key(id))
+                            .key(self.revoked_key(id))
+                            .invoke_async(&mut conn),
+                    )
+                    .await?;
                 Ok(n == 1)
             })
         }

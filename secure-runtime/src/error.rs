@@ -157,7 +157,18 @@ impl AuthRejection {
     /// For a rate-limit refusal, `Retry-After` in whole seconds.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match &self.kind {
-            RejectionKind::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            RejectionKind::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+    /// For a rate-limit refusal, what its `RateLimit-Policy` / `RateLimit`
+    /// header fields report (to carry them onto a response built by hand;
+    /// [`RateStatus::apply`](crate::RateStatus::apply) sets them).
+    pub fn rate_status(&self) -> Option<crate::rate::RateStatus> {
+        match &self.kind {
+            RejectionKind::RateLimited { status, .. } => *status,
             _ => None,
         }
     }

@@ -64,8 +64,12 @@ impl CorsPolicy {
     pub fn new() -> Self {
         CorsPolicy {
             origins: Vec::new(),
-            methods: ["GET", "POST", "PUT", "PATCH", "DELETE"].map(String::from).to_vec(),
-            headers: ["authorization", "content-type", "x-api-key", "x-request-id"].map(String::from).to_vec(),
+            methods: ["GET", "POST", "PUT", "PATCH", "DELETE"]
+                .map(String::from)
+                .to_vec(),
+            headers: ["authorization", "content-type", "x-api-key", "x-request-id"]
+                .map(String::from)
+                .to_vec(),
             expose: vec!["x-request-id".into(), "retry-after".into()],
             credentials: false,
             max_age_secs: 600,
@@ -87,7 +91,10 @@ impl CorsPolicy {
         self
     }
     /// Response headers scripts may read.
-    pub fn expose_headers<I: IntoIterator<Item = S>, S: Into<String>>(mut self, headers: I) -> Self {
+    pub fn expose_headers<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        headers: I,
+    ) -> Self {
         self.expose = headers.into_iter().map(Into::into).collect();
         self
     }
@@ -106,7 +113,9 @@ impl CorsPolicy {
     /// (`scheme://host[:port]`), no wildcard together with credentials.
     pub fn build(self) -> Result<Cors, ConfigError> {
         let wildcard = |v: &[String]| v.iter().any(|s| s == "*");
-        if self.credentials && (wildcard(&self.origins) || wildcard(&self.methods) || wildcard(&self.headers)) {
+        if self.credentials
+            && (wildcard(&self.origins) || wildcard(&self.methods) || wildcard(&self.headers))
+        {
             return Err(ConfigError::new(
                 "CORS: allow_credentials cannot be combined with a wildcard origin, method or header (the CORS specification forbids it); list them explicitly",
             ));
@@ -116,10 +125,14 @@ impl CorsPolicy {
             if o == "*" {
                 continue;
             }
-            let uri: poem::http::Uri = o.parse().map_err(|_| ConfigError::new(format!("CORS: `{o}` is not an origin")))?;
+            let uri: poem::http::Uri = o
+                .parse()
+                .map_err(|_| ConfigError::new(format!("CORS: `{o}` is not an origin")))?;
             let ok = matches!(uri.scheme_str(), Some("http" | "https"))
                 && uri.host().is_some()
-                && uri.path_and_query().is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
+                && uri
+                    .path_and_query()
+                    .is_none_or(|p| p.as_str().is_empty() || p.as_str() == "/")
                 && !o.ends_with('/');
             if !ok {
                 return Err(ConfigError::new(format!(
@@ -131,17 +144,36 @@ impl CorsPolicy {
         let methods = self
             .methods
             .iter()
-            .map(|m| if m == "*" { Ok(None) } else { Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map(Some) })
+            .map(|m| {
+                if m == "*" {
+                    Ok(None)
+                } else {
+                    Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map(Some)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ConfigError::new("CORS: invalid method"))?;
         let headers = self
             .headers
             .iter()
-            .map(|h| if h == "*" { Ok(None) } else { HeaderName::try_from(h.as_str()).map(Some) })
+            .map(|h| {
+                if h == "*" {
+                    Ok(None)
+                } else {
+                    HeaderName::try_from(h.as_str()).map(Some)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ConfigError::new("CORS: invalid header name"))?;
-        let join = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>().join(", ");
-        let hv = |s: String| HeaderValue::from_str(&s).map_err(|_| ConfigError::new("CORS: invalid header value"));
+        let join = |v: &[String]| {
+            v.iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let hv = |s: String| {
+            HeaderValue::from_str(&s).map_err(|_| ConfigError::new("CORS: invalid header value"))
+        };
         Ok(Cors(Arc::new(CorsInner {
             any_origin: wildcard(&self.origins),
             origins,
@@ -149,9 +181,16 @@ impl CorsPolicy {
             methods: methods.into_iter().flatten().collect(),
             any_header: headers.iter().any(Option::is_none),
             headers: headers.into_iter().flatten().collect(),
-            methods_value: hv(self.methods.iter().map(|m| m.to_ascii_uppercase()).collect::<Vec<_>>().join(", "))?,
+            methods_value: hv(self
+                .methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join(", "))?,
             headers_value: hv(join(&self.headers))?,
-            expose_value: (!self.expose.is_empty()).then(|| hv(join(&self.expose))).transpose()?,
+            expose_value: (!self.expose.is_empty())
+                .then(|| hv(join(&self.expose)))
+                .transpose()?,
             credentials: self.credentials,
             max_age: HeaderValue::from(self.max_age_secs),
         })))
@@ -192,45 +231,83 @@ impl CorsInner {
     }
 
     fn verdict(&self, req: &Request) -> CorsVerdict {
-        let Some(origin) = req.headers().get(header::ORIGIN) else { return CorsVerdict::None };
+        let Some(origin) = req.headers().get(header::ORIGIN) else {
+            return CorsVerdict::None;
+        };
         let allowed = origin.to_str().is_ok_and(|o| self.origin_allowed(o));
-        let preflight = req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        let preflight = req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
         if !preflight {
-            return if allowed { CorsVerdict::Allow(origin.clone()) } else { CorsVerdict::None };
+            return if allowed {
+                CorsVerdict::Allow(origin.clone())
+            } else {
+                CorsVerdict::None
+            };
         }
         let method_ok = req
             .headers()
             .get(header::ACCESS_CONTROL_REQUEST_METHOD)
             .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
             .is_some_and(|m| self.any_method || self.methods.contains(&m));
-        let headers_ok = req.headers().get_all(header::ACCESS_CONTROL_REQUEST_HEADERS).iter().all(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',').map(str::trim).filter(|h| !h.is_empty()).all(|h| {
-                    self.any_header || HeaderName::try_from(h).is_ok_and(|h| self.headers.contains(&h))
+        let headers_ok = req
+            .headers()
+            .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .iter()
+            .all(|v| {
+                v.to_str().is_ok_and(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .all(|h| {
+                            self.any_header
+                                || HeaderName::try_from(h).is_ok_and(|h| self.headers.contains(&h))
+                        })
                 })
-            })
-        });
+            });
         if !(allowed && method_ok && headers_ok) {
-            let mut resp = problem(StatusCode::FORBIDDEN, "This cross-origin request is not allowed.");
-            resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+            let mut resp = problem(
+                StatusCode::FORBIDDEN,
+                "This cross-origin request is not allowed.",
+            );
+            resp.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Origin"));
             return CorsVerdict::Preflight(resp);
         }
         let mut resp = Response::builder().status(StatusCode::NO_CONTENT).finish();
         let h = resp.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, self.allow_origin_value(origin));
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, self.methods_value.clone());
-        let requested = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            self.allow_origin_value(origin),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            self.methods_value.clone(),
+        );
+        let requested = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .cloned();
         match (self.any_header, requested) {
             (true, Some(r)) => h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, r),
-            _ => h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, self.headers_value.clone()),
+            _ => h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                self.headers_value.clone(),
+            ),
         };
         h.insert(header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
         if self.credentials {
-            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         h.insert(
             header::VARY,
-            HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
+            HeaderValue::from_static(
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            ),
         );
         CorsVerdict::Preflight(resp)
     }
@@ -244,9 +321,15 @@ impl CorsInner {
     }
 
     fn decorate(&self, origin: &HeaderValue, h: &mut HeaderMap) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, self.allow_origin_value(origin));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            self.allow_origin_value(origin),
+        );
         if self.credentials {
-            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         if let Some(e) = &self.expose_value {
             h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, e.clone());
@@ -342,7 +425,9 @@ impl Hardening {
     /// Sends `Strict-Transport-Security: max-age=N; includeSubDomains`: turn it
     /// on when the service is only reached over HTTPS.
     pub fn hsts_secs(self, max_age: u64) -> Self {
-        self.map(|i| i.hsts = HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains")).ok())
+        self.map(|i| {
+            i.hsts = HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains")).ok()
+        })
     }
     /// Paths (prefixes) served with the Swagger-UI-compatible CSP (default `/docs`).
     pub fn docs_paths<I: IntoIterator<Item = S>, S: Into<String>>(self, paths: I) -> Self {
@@ -359,7 +444,9 @@ impl<E: Endpoint + 'static> Middleware<E> for Hardening {
             problem(StatusCode::INTERNAL_SERVER_ERROR, "The server could not process the request.")
         });
         HardeningEndpoint {
-            inner: poem::EndpointExt::boxed(poem::EndpointExt::map_to_response(inner.transform(ep))),
+            inner: poem::EndpointExt::boxed(poem::EndpointExt::map_to_response(
+                inner.transform(ep),
+            )),
             config: self.clone(),
         }
     }
@@ -375,7 +462,8 @@ fn valid_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then(|| s.to_owned())
 }
 
@@ -404,7 +492,11 @@ struct CappedBody {
 }
 
 impl AsyncRead for CappedBody {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         match self.inner.as_mut().poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -435,11 +527,16 @@ impl Endpoint for HardeningEndpoint {
         req.extensions_mut().insert(RequestId(request_id.clone()));
         let ip = client_ip(&req).map(|ip| ip.to_string()).unwrap_or_default();
         let span = tracing::info_span!("request", request_id = %request_id, client_ip = %ip);
-        let credentialed = [header::AUTHORIZATION, header::COOKIE].iter().any(|h| req.headers().contains_key(h))
+        let credentialed = [header::AUTHORIZATION, header::COOKIE]
+            .iter()
+            .any(|h| req.headers().contains_key(h))
             || req.headers().contains_key("x-api-key");
         let docs = cfg.docs_paths.iter().any(|p| {
             let path = req.uri().path();
-            path == p || path.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/'))
+            path == p
+                || path
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
         });
         let (preflight, allow_origin) = match cfg.cors.as_ref().map(|c| c.0.verdict(&req)) {
             Some(CorsVerdict::Preflight(r)) => (Some(r), None),
@@ -507,11 +604,24 @@ impl Endpoint for HardeningEndpoint {
         .await;
 
         let h = resp.headers_mut();
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
         if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-            h.insert(header::CONTENT_SECURITY_POLICY, if docs { cfg.docs_csp.clone() } else { cfg.api_csp.clone() });
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                if docs {
+                    cfg.docs_csp.clone()
+                } else {
+                    cfg.api_csp.clone()
+                },
+            );
         }
         if let Some(hsts) = &cfg.hsts {
             h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
@@ -525,7 +635,12 @@ impl Endpoint for HardeningEndpoint {
         if let (Some(c), Some(origin)) = (&cfg.cors, &allow_origin) {
             c.0.decorate(origin, h);
         }
-        if cfg.cors.is_some() && !h.get_all(header::VARY).iter().any(|v| v.as_bytes().starts_with(b"Origin")) {
+        if cfg.cors.is_some()
+            && !h
+                .get_all(header::VARY)
+                .iter()
+                .any(|v| v.as_bytes().starts_with(b"Origin"))
+        {
             h.append(header::VARY, HeaderValue::from_static("Origin"));
         }
         Ok(resp)
@@ -536,7 +651,9 @@ impl Endpoint for HardeningEndpoint {
 /// payload) gets a problem body, keeping its headers.
 fn problem_if_bare(resp: Response) -> Response {
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || resp.headers().contains_key(header::CONTENT_TYPE) {
+    if !(status.is_client_error() || status.is_server_error())
+        || resp.headers().contains_key(header::CONTENT_TYPE)
+    {
         return resp;
     }
     let (parts, body) = resp.into_parts();

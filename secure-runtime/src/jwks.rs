@@ -76,7 +76,11 @@ fn agent() -> ureq::Agent {
 }
 
 fn check_url(url: &str) -> Result<(), ConfigError> {
-    let bad = || ConfigError::new("a JWKS URL must use https (plain http only to a loopback host), without user info");
+    let bad = || {
+        ConfigError::new(
+            "a JWKS URL must use https (plain http only to a loopback host), without user info",
+        )
+    };
     let uri: poem::http::Uri = url.parse().map_err(|_| bad())?;
     let authority = uri.authority().ok_or_else(bad)?;
     if authority.as_str().contains('@') {
@@ -94,7 +98,11 @@ fn check_url(url: &str) -> Result<(), ConfigError> {
 async fn fetch(agent: ureq::Agent, url: String) -> Result<String, ()> {
     tokio::task::spawn_blocking(move || {
         let mut resp = agent.get(&url).call().map_err(|_| ())?;
-        resp.body_mut().with_config().limit(1 << 20).read_to_string().map_err(|_| ())
+        resp.body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(|_| ())
     })
     .await
     .map_err(|_| ())?
@@ -119,19 +127,35 @@ fn bound_algorithm(jwk: &Jwk) -> Option<Algorithm> {
     });
     let family_ok = |alg: Algorithm| match (&jwk.algorithm, alg) {
         (AlgorithmParameters::RSA(_), a) => {
-            matches!(a, Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512)
+            matches!(
+                a,
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
+            )
         }
         (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
         (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
-        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => {
+            p.curve == EllipticCurve::Ed25519
+        }
         _ => false,
     };
     let alg = match (declared, &jwk.algorithm) {
         (Some(a), _) => a,
         (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
-        (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-        (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P384 => Algorithm::ES384,
-        (None, AlgorithmParameters::OctetKeyPair(p)) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+        (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => {
+            Algorithm::ES256
+        }
+        (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P384 => {
+            Algorithm::ES384
+        }
+        (None, AlgorithmParameters::OctetKeyPair(p)) if p.curve == EllipticCurve::Ed25519 => {
+            Algorithm::EdDSA
+        }
         _ => return None,
     };
     family_ok(alg).then_some(alg)
@@ -173,9 +197,11 @@ impl JwksClient {
         let issuer = issuer.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/openid-configuration");
         check_url(&url)?;
-        let body = fetch(agent(), url).await.map_err(|_| ConfigError::new("cannot read the discovery document"))?;
-        let doc: serde_json::Value =
-            serde_json::from_str(&body).map_err(|_| ConfigError::new("the discovery document is not JSON"))?;
+        let body = fetch(agent(), url)
+            .await
+            .map_err(|_| ConfigError::new("cannot read the discovery document"))?;
+        let doc: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|_| ConfigError::new("the discovery document is not JSON"))?;
         let jwks_uri = doc
             .get("jwks_uri")
             .and_then(|v| v.as_str())
@@ -212,8 +238,12 @@ impl JwksClient {
         let now = Instant::now();
         let found = c.keys.as_ref().and_then(|k| k.get(kid).cloned());
         let have_set = c.keys.is_some();
-        let stale = c.fetched_at.is_none_or(|t| now.duration_since(t) >= self.0.refresh_every);
-        let may_fetch = c.attempted_at.is_none_or(|t| now.duration_since(t) >= self.0.min_refetch);
+        let stale = c
+            .fetched_at
+            .is_none_or(|t| now.duration_since(t) >= self.0.refresh_every);
+        let may_fetch = c
+            .attempted_at
+            .is_none_or(|t| now.duration_since(t) >= self.0.min_refetch);
         (found, have_set, stale, may_fetch)
     }
 
@@ -229,7 +259,11 @@ impl JwksClient {
             let mut c = self.0.cache.write().unwrap_or_else(|p| p.into_inner());
             c.attempted_at = Some(Instant::now());
         }
-        match fetch(self.0.agent.clone(), self.0.url.clone()).await.ok().and_then(|b| parse_set(&b)) {
+        match fetch(self.0.agent.clone(), self.0.url.clone())
+            .await
+            .ok()
+            .and_then(|b| parse_set(&b))
+        {
             Some(keys) => {
                 let mut c = self.0.cache.write().unwrap_or_else(|p| p.into_inner());
                 c.keys = Some(keys);
@@ -245,7 +279,10 @@ impl JwksClient {
 }
 
 impl KeySource for JwksClient {
-    fn key<'a>(&'a self, kid: &'a str) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>> {
+    fn key<'a>(
+        &'a self,
+        kid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>> {
         Box::pin(async move {
             let (found, _, stale, may_fetch) = self.lookup(kid);
             if let Some(k) = found {

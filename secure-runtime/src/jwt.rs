@@ -71,12 +71,15 @@ impl fmt::Display for TokenError {
 }
 
 /// A source of verification keys by `kid`, for tokens of an external identity
-/// provider (resource-server mode). [`crate::JwksClient`] implements it.
+/// provider (resource-server mode). `JwksClient` (feature `jwks`) implements it.
 pub trait KeySource: Send + Sync + 'static {
     /// The key with this `kid`, bound to its algorithm. `Ok(None)`: unknown
     /// (after at most one rate-limited refresh). `Err`: no usable key set at
     /// all (the source is down and nothing is cached), refused with 503.
-    fn key<'a>(&'a self, kid: &'a str) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>>;
+    fn key<'a>(
+        &'a self,
+        kid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>>;
 }
 
 /// A [`KeySource`] has no usable key set (fail closed: 503).
@@ -133,7 +136,10 @@ pub struct JwtConfig {
 impl fmt::Debug for JwtConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtConfig")
-            .field("algorithms", &self.keys.iter().map(|k| k.alg).collect::<Vec<_>>())
+            .field(
+                "algorithms",
+                &self.keys.iter().map(|k| k.alg).collect::<Vec<_>>(),
+            )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
@@ -152,7 +158,9 @@ fn decoding_from_pem(alg: Algorithm, pem: &[u8]) -> Result<DecodingKey, ConfigEr
         ES256 | ES384 => DecodingKey::from_ec_pem(pem),
         EdDSA => DecodingKey::from_ed_pem(pem),
         HS256 | HS384 | HS512 => {
-            return Err(ConfigError::new("an HMAC algorithm takes a secret, not a PEM key: use JwtConfig::hs256"))
+            return Err(ConfigError::new(
+                "an HMAC algorithm takes a secret, not a PEM key: use JwtConfig::hs256",
+            ))
         }
         _ => return Err(ConfigError::new("unsupported JWT algorithm")),
     }
@@ -165,7 +173,11 @@ fn encoding_from_pem(alg: Algorithm, pem: &[u8]) -> Result<EncodingKey, ConfigEr
         RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => EncodingKey::from_rsa_pem(pem),
         ES256 | ES384 => EncodingKey::from_ec_pem(pem),
         EdDSA => EncodingKey::from_ed_pem(pem),
-        HS256 | HS384 | HS512 => return Err(ConfigError::new("an HMAC algorithm takes a secret, not a PEM key")),
+        HS256 | HS384 | HS512 => {
+            return Err(ConfigError::new(
+                "an HMAC algorithm takes a secret, not a PEM key",
+            ))
+        }
         _ => return Err(ConfigError::new("unsupported JWT algorithm")),
     }
     .map_err(|_| pem_error("the private key"))
@@ -191,7 +203,9 @@ impl JwtConfig {
     pub fn hs256(secret: impl AsRef<[u8]>) -> Result<JwtConfig, ConfigError> {
         let secret = secret.as_ref();
         if secret.len() < 32 {
-            return Err(ConfigError::new("the HS256 secret must be at least 32 bytes"));
+            return Err(ConfigError::new(
+                "the HS256 secret must be at least 32 bytes",
+            ));
         }
         let mut c = Self::base();
         c.keys.push(VerifyKey {
@@ -200,7 +214,11 @@ impl JwtConfig {
             key: DecodingKey::from_secret(secret),
             jwk: None,
         });
-        c.signing = Some(SigningKey { kid: None, alg: Algorithm::HS256, key: EncodingKey::from_secret(secret) });
+        c.signing = Some(SigningKey {
+            kid: None,
+            alg: Algorithm::HS256,
+            key: EncodingKey::from_secret(secret),
+        });
         Ok(c)
     }
 
@@ -208,7 +226,8 @@ impl JwtConfig {
     /// (development: tokens die with the process; log a warning when using it).
     pub fn hs256_random() -> Result<JwtConfig, ConfigError> {
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|_| ConfigError::new("the OS random source failed"))?;
+        getrandom::fill(&mut secret)
+            .map_err(|_| ConfigError::new("the OS random source failed"))?;
         Self::hs256(secret)
     }
 
@@ -223,7 +242,11 @@ impl JwtConfig {
     /// let err = JwtConfig::key_pair_pem(Algorithm::ES256, b"not a key", b"nor this").unwrap_err();
     /// assert!(err.to_string().contains("not a valid PEM key"));
     /// ```
-    pub fn key_pair_pem(alg: Algorithm, private_pem: &[u8], public_pem: &[u8]) -> Result<JwtConfig, ConfigError> {
+    pub fn key_pair_pem(
+        alg: Algorithm,
+        private_pem: &[u8],
+        public_pem: &[u8],
+    ) -> Result<JwtConfig, ConfigError> {
         let signing = encoding_from_pem(alg, private_pem)?;
         let mut c = Self::verify_pem(alg, public_pem)?;
         // The two halves must belong together, or the service would issue
@@ -234,9 +257,14 @@ impl JwtConfig {
         v.required_spec_claims.clear();
         v.validate_exp = false;
         v.validate_aud = false;
-        let matches = c.keys.first().is_some_and(|k| jsonwebtoken::decode::<Value>(&probe, &k.key, &v).is_ok());
+        let matches = c
+            .keys
+            .first()
+            .is_some_and(|k| jsonwebtoken::decode::<Value>(&probe, &k.key, &v).is_ok());
         if !matches {
-            return Err(ConfigError::new("the public key does not belong to the private key"));
+            return Err(ConfigError::new(
+                "the public key does not belong to the private key",
+            ));
         }
         let jwk = Jwk::from_encoding_key(&signing, alg).ok();
         if let Some(k) = c.keys.first_mut() {
@@ -244,7 +272,11 @@ impl JwtConfig {
             // parameters (RSA n/e, EC x/y, OKP x).
             k.jwk = jwk;
         }
-        c.signing = Some(SigningKey { kid: None, alg, key: signing });
+        c.signing = Some(SigningKey {
+            kid: None,
+            alg,
+            key: signing,
+        });
         Ok(c)
     }
 
@@ -252,7 +284,12 @@ impl JwtConfig {
     pub fn verify_pem(alg: Algorithm, public_pem: &[u8]) -> Result<JwtConfig, ConfigError> {
         let key = decoding_from_pem(alg, public_pem)?;
         let mut c = Self::base();
-        c.keys.push(VerifyKey { kid: None, alg, key, jwk: None });
+        c.keys.push(VerifyKey {
+            kid: None,
+            alg,
+            key,
+            jwk: None,
+        });
         Ok(c)
     }
 
@@ -282,7 +319,12 @@ impl JwtConfig {
 
     /// Accepts tokens of a further public key with its own `kid` (key
     /// rotation: keep the old key until its tokens have expired).
-    pub fn add_verification_pem(mut self, kid: impl Into<String>, alg: Algorithm, public_pem: &[u8]) -> Self {
+    pub fn add_verification_pem(
+        mut self,
+        kid: impl Into<String>,
+        alg: Algorithm,
+        public_pem: &[u8],
+    ) -> Self {
         match decoding_from_pem(alg, public_pem) {
             Ok(key) => {
                 let kid = kid.into();
@@ -292,7 +334,12 @@ impl JwtConfig {
                     j.common.key_id = Some(kid.clone());
                     j
                 });
-                self.keys.push(VerifyKey { kid: Some(kid), alg, key, jwk });
+                self.keys.push(VerifyKey {
+                    kid: Some(kid),
+                    alg,
+                    key,
+                    jwk,
+                });
             }
             Err(e) => self.error = Some(e),
         }
@@ -331,17 +378,26 @@ impl JwtConfig {
         if let Some(e) = self.error.clone() {
             return Err(e);
         }
-        let issuer = self.issuer.clone().ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
-        let audience =
-            self.audience.clone().ok_or_else(|| ConfigError::new("JWT audience (aud) is not configured"))?;
+        let issuer = self
+            .issuer
+            .clone()
+            .ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
+        let audience = self
+            .audience
+            .clone()
+            .ok_or_else(|| ConfigError::new("JWT audience (aud) is not configured"))?;
         if self.leeway > MAX_LEEWAY_SECS {
             return Err(ConfigError::new("JWT leeway must be at most 60 seconds"));
         }
         if self.access_ttl_secs == 0 {
-            return Err(ConfigError::new("the access token lifetime must be positive"));
+            return Err(ConfigError::new(
+                "the access token lifetime must be positive",
+            ));
         }
         if self.keys.len() > 1 && self.keys.iter().any(|k| k.kid.is_none()) {
-            return Err(ConfigError::new("with several verification keys, every key needs a kid"));
+            return Err(ConfigError::new(
+                "with several verification keys, every key needs a kid",
+            ));
         }
         let validations = [
             Algorithm::HS256,
@@ -368,7 +424,12 @@ impl JwtConfig {
             (alg, v)
         })
         .collect();
-        Ok(JwtVerifier(Arc::new(VerifierInner { config: self, validations, issuer, audience })))
+        Ok(JwtVerifier(Arc::new(VerifierInner {
+            config: self,
+            validations,
+            issuer,
+            audience,
+        })))
     }
 }
 
@@ -397,7 +458,11 @@ impl From<TokenError> for VerifyError {
 
 impl JwtVerifier {
     fn validation(&self, alg: Algorithm) -> Option<&Validation> {
-        self.0.validations.iter().find(|(a, _)| *a == alg).map(|(_, v)| v)
+        self.0
+            .validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v)
     }
 
     /// Verifies a token: the key is chosen by `kid` (or the only key), and only
@@ -414,7 +479,11 @@ impl JwtVerifier {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let kid = header.kid.as_deref();
-        if let Some(k) = cfg.keys.iter().find(|k| kid.is_some() && k.kid.as_deref() == kid) {
+        if let Some(k) = cfg
+            .keys
+            .iter()
+            .find(|k| kid.is_some() && k.kid.as_deref() == kid)
+        {
             return Ok(self.decode(token, k.alg, &k.key)?);
         }
         if let [k] = cfg.keys.as_slice() {
@@ -432,25 +501,34 @@ impl JwtVerifier {
         }
     }
 
-    fn decode(&self, token: &str, alg: Algorithm, key: &DecodingKey) -> Result<Principal, TokenError> {
+    fn decode(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        key: &DecodingKey,
+    ) -> Result<Principal, TokenError> {
         use jsonwebtoken::errors::ErrorKind as K;
         let validation = self.validation(alg).ok_or(TokenError::Algorithm)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation).map_err(|e| match e.kind() {
-            K::InvalidSignature => TokenError::Signature,
-            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => TokenError::Algorithm,
-            K::ExpiredSignature => TokenError::Expired,
-            K::ImmatureSignature => TokenError::NotYetValid,
-            K::InvalidIssuer => TokenError::Issuer,
-            K::InvalidAudience => TokenError::Audience,
-            K::MissingRequiredClaim(c) => match c.as_str() {
-                "exp" => TokenError::Expired,
-                "iss" => TokenError::Issuer,
-                "aud" => TokenError::Audience,
-                "sub" => TokenError::Subject,
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation).map_err(
+            |e| match e.kind() {
+                K::InvalidSignature => TokenError::Signature,
+                K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
+                    TokenError::Algorithm
+                }
+                K::ExpiredSignature => TokenError::Expired,
+                K::ImmatureSignature => TokenError::NotYetValid,
+                K::InvalidIssuer => TokenError::Issuer,
+                K::InvalidAudience => TokenError::Audience,
+                K::MissingRequiredClaim(c) => match c.as_str() {
+                    "exp" => TokenError::Expired,
+                    "iss" => TokenError::Issuer,
+                    "aud" => TokenError::Audience,
+                    "sub" => TokenError::Subject,
+                    _ => TokenError::Malformed,
+                },
                 _ => TokenError::Malformed,
             },
-            _ => TokenError::Malformed,
-        })?;
+        )?;
         if let Some(accepted) = &self.0.config.typ {
             let typ = data.header.typ.as_deref().unwrap_or("");
             if !accepted.iter().any(|a| a.eq_ignore_ascii_case(typ)) {
@@ -470,7 +548,15 @@ impl JwtVerifier {
 
     /// The public keys as a JWKS document (asymmetric keys only).
     pub(crate) fn jwks(&self) -> JwkSet {
-        JwkSet { keys: self.0.config.keys.iter().filter_map(|k| k.jwk.clone()).collect() }
+        JwkSet {
+            keys: self
+                .0
+                .config
+                .keys
+                .iter()
+                .filter_map(|k| k.jwk.clone())
+                .collect(),
+        }
     }
 
     /// Signs an access token; `None` when only a verification key is configured.
@@ -494,11 +580,24 @@ impl JwtVerifier {
             body.insert("sid".into(), sid.to_owned().into());
         }
         body.insert("scope".into(), claims.scopes.join(" ").into());
-        body.insert("roles".into(), claims.roles.iter().map(|r| Value::from(*r)).collect::<Vec<_>>().into());
+        body.insert(
+            "roles".into(),
+            claims
+                .roles
+                .iter()
+                .map(|r| Value::from(*r))
+                .collect::<Vec<_>>()
+                .into(),
+        );
         if !claims.permissions.is_empty() {
             body.insert(
                 "permissions".into(),
-                claims.permissions.iter().map(|r| Value::from(*r)).collect::<Vec<_>>().into(),
+                claims
+                    .permissions
+                    .iter()
+                    .map(|r| Value::from(*r))
+                    .collect::<Vec<_>>()
+                    .into(),
             );
         }
         Some(
@@ -522,14 +621,21 @@ pub(crate) struct AccessClaims<'a> {
 }
 
 pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A claim holding names: a JSON array of strings or a space-separated string.
 fn names(v: Option<&Value>) -> Result<Vec<String>, TokenError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        Some(Value::String(s)) => Ok(s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| i.as_str().map(str::to_owned).ok_or(TokenError::Malformed))
@@ -546,7 +652,11 @@ fn principal_from_claims(claims: Map<String, Value>) -> Result<Principal, TokenE
     // RFC 9068: `scope` is a space-separated string.
     let scopes = match claims.get("scope") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Some(Value::String(s)) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         Some(_) => return Err(TokenError::Malformed),
     };
     let roles = names(claims.get("roles"))?;

@@ -21,8 +21,8 @@ mod hardening;
 #[cfg(feature = "jwks")]
 mod jwks;
 mod jwt;
-mod password;
 pub mod openapi;
+mod password;
 mod policy;
 mod principal;
 mod rate;
@@ -30,16 +30,17 @@ pub mod route;
 mod secrets;
 mod security;
 mod sessions;
-mod users;
 #[cfg(feature = "testing")]
 #[allow(clippy::panic)]
 pub mod testing;
 pub mod tokens;
+mod users;
 
-pub use api_keys::{ApiKeyStore, ApiKeys, IssuedApiKey, MemoryApiKeyStore, StoredApiKey};
 #[cfg(feature = "redis")]
 pub use api_keys::RedisApiKeyStore;
+pub use api_keys::{ApiKeyStore, ApiKeys, IssuedApiKey, MemoryApiKeyStore, StoredApiKey};
 pub use catalogue::{is_scope_token, Catalogue, ScopeDecl};
+pub use client_ip::{ForwardedHeader, TrustedProxies};
 pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
 pub use error::{problem, AuthRejection, Denied};
 pub use guard::Guard;
@@ -47,13 +48,14 @@ pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};
 #[cfg(feature = "jwks")]
 pub use jwks::JwksClient;
 pub use jwt::{Algorithm, JwtConfig, KeySource, KeySourceDown, TokenError, MAX_LEEWAY_SECS};
+pub use password::{
+    PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified, MAX_PASSWORD_BYTES,
+};
 pub use policy::{
     check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement,
     Roles,
 };
-pub use password::{PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified, MAX_PASSWORD_BYTES};
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
-pub use client_ip::{ForwardedHeader, TrustedProxies};
 pub use rate::{
     FailureAttempt, FailureLimit, LimiterUnavailable, LoginAttempt, LoginLimits, ManualClock,
     MemoryRateLimiter, PartitionKey, RateDecision, RateLimiter, RateOutcome, RateQuery, RateStatus,
@@ -61,8 +63,11 @@ pub use rate::{
 #[cfg(feature = "redis")]
 pub use rate::{RedisRateLimiter, RedisRateLimiterBuilder};
 pub use route::Protected;
-pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};
-pub use sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore};
+pub use security::{
+    AccessToken, ConfigError, IssuedToken, Security, SecurityBuilder, SecurityEndpoint,
+    AUDIT_TARGET,
+};
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
-pub use security::{AccessToken, IssuedToken, ConfigError, Security, SecurityBuilder, SecurityEndpoint, AUDIT_TARGET};
+pub use sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore};
+pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};

@@ -72,7 +72,10 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiScopes<R> {
                             scopes: c
                                 .scopes
                                 .iter()
-                                .map(|(name, d)| MetaOAuthScope { name, description: Some(d) })
+                                .map(|(name, d)| MetaOAuthScope {
+                                    name,
+                                    description: Some(d),
+                                })
                                 .collect(),
                         }),
                         client_credentials: None,

@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version};
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
+};
 use tokio::sync::Semaphore;
 
 use crate::ConfigError;
@@ -127,19 +129,34 @@ impl PasswordHasher {
 
     /// At most `n` hashes at once (at least 1); the waiting queue holds 8 × `n`.
     pub fn concurrency(self, n: usize) -> Self {
-        Self::build_with(self.0.params.clone(), n, self.0.wait_timeout, self.0.dummy.clone())
+        Self::build_with(
+            self.0.params.clone(),
+            n,
+            self.0.wait_timeout,
+            self.0.dummy.clone(),
+        )
     }
 
     /// How long a caller waits for a hashing slot before [`PasswordError::Busy`].
     pub fn wait_timeout(self, d: Duration) -> Self {
-        Self::build_with(self.0.params.clone(), self.0.concurrency, d, self.0.dummy.clone())
+        Self::build_with(
+            self.0.params.clone(),
+            self.0.concurrency,
+            d,
+            self.0.dummy.clone(),
+        )
     }
 
     fn build(params: Params, concurrency: usize, wait_timeout: Duration) -> Self {
         Self::build_with(params, concurrency, wait_timeout, Arc::new(OnceLock::new()))
     }
 
-    fn build_with(params: Params, concurrency: usize, wait_timeout: Duration, dummy: Arc<OnceLock<String>>) -> Self {
+    fn build_with(
+        params: Params,
+        concurrency: usize,
+        wait_timeout: Duration,
+        dummy: Arc<OnceLock<String>>,
+    ) -> Self {
         let concurrency = concurrency.max(1);
         if dummy.get().is_none() {
             let mut random = [0u8; 32];
@@ -168,11 +185,17 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let queued = self.0.waiting.clone().try_acquire_owned().map_err(|_| PasswordError::Busy)?;
-        let slot = tokio::time::timeout(self.0.wait_timeout, self.0.running.clone().acquire_owned())
-            .await
-            .map_err(|_| PasswordError::Busy)?
+        let queued = self
+            .0
+            .waiting
+            .clone()
+            .try_acquire_owned()
             .map_err(|_| PasswordError::Busy)?;
+        let slot =
+            tokio::time::timeout(self.0.wait_timeout, self.0.running.clone().acquire_owned())
+                .await
+                .map_err(|_| PasswordError::Busy)?
+                .map_err(|_| PasswordError::Busy)?;
         let argon = self.argon();
         // The permits move into the blocking task: a caller that gives up (a
         // client that disconnects) does not free the slot while argon2 runs.
@@ -211,14 +234,20 @@ impl PasswordHasher {
             // The stored hash's own algorithm, version and parameters are used.
             match argon.verify_password(&pwd, &hash) {
                 Ok(()) => {}
-                Err(argon2::password_hash::Error::PasswordInvalid) => return Err(PasswordError::Mismatch),
+                Err(argon2::password_hash::Error::PasswordInvalid) => {
+                    return Err(PasswordError::Mismatch)
+                }
                 Err(_) => return Err(PasswordError::BadHash),
             }
             let same_params = Params::try_from(&hash).is_ok_and(|p| {
-                p.m_cost() == current.m_cost() && p.t_cost() == current.t_cost() && p.p_cost() == current.p_cost()
+                p.m_cost() == current.m_cost()
+                    && p.t_cost() == current.t_cost()
+                    && p.p_cost() == current.p_cost()
             });
             let same_alg = hash.algorithm.as_str() == "argon2id" && hash.version == Some(0x13);
-            Ok(Verified { needs_rehash: !(same_params && same_alg) })
+            Ok(Verified {
+                needs_rehash: !(same_params && same_alg),
+            })
         })
         .await?
     }
@@ -238,6 +267,9 @@ impl PasswordHasher {
     }
 }
 
+/// A breached-password check: `true` for a password that must not be used.
+type BreachedCheck = dyn Fn(&str) -> bool + Send + Sync;
+
 /// Rules for new passwords (registration, change), following NIST SP 800-63B:
 /// a minimum length, a maximum far above it, no composition rules, and an
 /// optional check against breached passwords.
@@ -252,12 +284,14 @@ impl PasswordHasher {
 #[derive(Clone)]
 pub struct PasswordPolicy {
     min_chars: usize,
-    breached: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    breached: Option<Arc<BreachedCheck>>,
 }
 
 impl fmt::Debug for PasswordPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordPolicy").field("min_chars", &self.min_chars).finish_non_exhaustive()
+        f.debug_struct("PasswordPolicy")
+            .field("min_chars", &self.min_chars)
+            .finish_non_exhaustive()
     }
 }
 
@@ -278,9 +312,16 @@ pub enum PolicyViolation {
 impl fmt::Display for PolicyViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PolicyViolation::TooShort { min } => write!(f, "the password must have at least {min} characters"),
-            PolicyViolation::TooLong => write!(f, "the password must have at most {MAX_PASSWORD_BYTES} bytes"),
-            PolicyViolation::Breached => f.write_str("this password appears in a list of breached passwords"),
+            PolicyViolation::TooShort { min } => {
+                write!(f, "the password must have at least {min} characters")
+            }
+            PolicyViolation::TooLong => write!(
+                f,
+                "the password must have at most {MAX_PASSWORD_BYTES} bytes"
+            ),
+            PolicyViolation::Breached => {
+                f.write_str("this password appears in a list of breached passwords")
+            }
         }
     }
 }
@@ -288,7 +329,10 @@ impl fmt::Display for PolicyViolation {
 impl Default for PasswordPolicy {
     /// At least 12 characters (OWASP ASVS 6.2.1), at most 1 KiB.
     fn default() -> Self {
-        PasswordPolicy { min_chars: 12, breached: None }
+        PasswordPolicy {
+            min_chars: 12,
+            breached: None,
+        }
     }
 }
 
@@ -310,7 +354,9 @@ impl PasswordPolicy {
             return Err(PolicyViolation::TooLong);
         }
         if password.chars().count() < self.min_chars {
-            return Err(PolicyViolation::TooShort { min: self.min_chars });
+            return Err(PolicyViolation::TooShort {
+                min: self.min_chars,
+            });
         }
         if self.breached.as_ref().is_some_and(|b| b(password)) {
             return Err(PolicyViolation::Breached);

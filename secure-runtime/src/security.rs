@@ -285,7 +285,10 @@ pub struct IssuedToken {
 
 impl fmt::Debug for IssuedToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedToken").field("jti", &self.jti).field("expires_in", &self.expires_in).finish_non_exhaustive()
+        f.debug_struct("IssuedToken")
+            .field("jti", &self.jti)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
     }
 }
 
@@ -334,7 +337,8 @@ impl Security {
         let Some(jwt) = &self.0.jwt else {
             return Err(ConfigError::new("no JWT configuration"));
         };
-        let jti = crate::secrets::random_secret(16).ok_or_else(|| ConfigError::new("the OS random source failed"))?;
+        let jti = crate::secrets::random_secret(16)
+            .ok_or_else(|| ConfigError::new("the OS random source failed"))?;
         let ttl = jwt.access_ttl_secs();
         let claims = AccessClaims {
             subject: t.subject,
@@ -348,7 +352,12 @@ impl Security {
             nbf_offset: None,
         };
         match jwt.mint(&claims) {
-            Some(Ok(token)) => Ok(IssuedToken { token, expires_in: ttl, expires_at: crate::jwt::now_secs() + ttl, jti }),
+            Some(Ok(token)) => Ok(IssuedToken {
+                token,
+                expires_in: ttl,
+                expires_at: crate::jwt::now_secs() + ttl,
+                jti,
+            }),
             Some(Err(e)) => Err(e),
             None => Err(ConfigError::new("the JWT configuration has no signing key")),
         }
@@ -360,7 +369,9 @@ impl Security {
     pub fn jwks(&self) -> serde_json::Value {
         self.0.jwt.as_ref().map_or_else(
             || serde_json::json!({ "keys": [] }),
-            |j| serde_json::to_value(j.jwks()).unwrap_or_else(|_| serde_json::json!({ "keys": [] })),
+            |j| {
+                serde_json::to_value(j.jwks()).unwrap_or_else(|_| serde_json::json!({ "keys": [] }))
+            },
         )
     }
 
@@ -506,7 +517,11 @@ impl Security {
             Ok(p) => p,
             Err(VerifyError::Token(e)) => return Err(invalid(e)),
             Err(VerifyError::SourceDown) => {
-                return Err(refused(policy, CredentialKind::Bearer, CredentialError::Unavailable))
+                return Err(refused(
+                    policy,
+                    CredentialKind::Bearer,
+                    CredentialError::Unavailable,
+                ))
             }
         };
         if let Some(list) = &self.0.revocations {

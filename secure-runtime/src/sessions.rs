@@ -87,10 +87,17 @@ pub trait SessionStore: Send + Sync + 'static {
     fn revoke_family<'a>(&'a self, family: &'a str) -> BoxFuture<'a, Result<(), CredentialError>>;
 
     /// Denies an access token's `jti` until `exp` (seconds since the epoch).
-    fn revoke_access<'a>(&'a self, jti: &'a str, exp: u64) -> BoxFuture<'a, Result<(), CredentialError>>;
+    fn revoke_access<'a>(
+        &'a self,
+        jti: &'a str,
+        exp: u64,
+    ) -> BoxFuture<'a, Result<(), CredentialError>>;
 
     /// Whether a `jti` is denied.
-    fn is_access_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>>;
+    fn is_access_revoked<'a>(
+        &'a self,
+        jti: &'a str,
+    ) -> BoxFuture<'a, Result<bool, CredentialError>>;
 }
 
 /// The denylist side of a [`SessionStore`], to install with
@@ -130,7 +137,7 @@ struct MemState {
 impl MemState {
     fn purge_sometimes(&mut self, now: u64) {
         self.writes += 1;
-        if self.writes % 1024 != 0 {
+        if !self.writes.is_multiple_of(1024) {
             return;
         }
         self.tokens.retain(|_, (_, exp)| *exp > now);
@@ -178,10 +185,18 @@ impl SessionStore for MemorySessionStore {
         let now = now_secs();
         self.with(|s| {
             s.purge_sometimes(now);
-            s.tokens.insert(token_hash.to_owned(), (session.family.clone(), now + ttl_secs));
+            s.tokens.insert(
+                token_hash.to_owned(),
+                (session.family.clone(), now + ttl_secs),
+            );
             s.families.insert(
                 session.family.clone(),
-                Family { session: session.clone(), current: token_hash.to_owned(), revoked: false, expires_at: now + ttl_secs },
+                Family {
+                    session: session.clone(),
+                    current: token_hash.to_owned(),
+                    revoked: false,
+                    expires_at: now + ttl_secs,
+                },
             );
         });
         Box::pin(async { Ok(()) })
@@ -196,8 +211,12 @@ impl SessionStore for MemorySessionStore {
         let now = now_secs();
         let out = self.with(|s| {
             s.purge_sometimes(now);
-            let Some((family, exp)) = s.tokens.get(old_hash).cloned() else { return Rotation::Invalid };
-            let Some(f) = s.families.get_mut(&family) else { return Rotation::Invalid };
+            let Some((family, exp)) = s.tokens.get(old_hash).cloned() else {
+                return Rotation::Invalid;
+            };
+            let Some(f) = s.families.get_mut(&family) else {
+                return Rotation::Invalid;
+            };
             if f.revoked || f.expires_at <= now {
                 return Rotation::Invalid;
             }
@@ -211,7 +230,8 @@ impl SessionStore for MemorySessionStore {
             f.current = new_hash.to_owned();
             f.expires_at = now + ttl_secs;
             let session = f.session.clone();
-            s.tokens.insert(new_hash.to_owned(), (family, now + ttl_secs));
+            s.tokens
+                .insert(new_hash.to_owned(), (family, now + ttl_secs));
             Rotation::Rotated(session)
         });
         Box::pin(async move { Ok(out) })
@@ -220,9 +240,16 @@ impl SessionStore for MemorySessionStore {
     fn peek<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<Peek, CredentialError>> {
         let now = now_secs();
         let out = self.with(|s| {
-            let Some((family, exp)) = s.tokens.get(token_hash) else { return Peek::NotCurrent };
+            let Some((family, exp)) = s.tokens.get(token_hash) else {
+                return Peek::NotCurrent;
+            };
             match s.families.get(family) {
-                Some(f) if !f.revoked && f.expires_at > now && *exp > now && f.current == token_hash => {
+                Some(f)
+                    if !f.revoked
+                        && f.expires_at > now
+                        && *exp > now
+                        && f.current == token_hash =>
+                {
                     Peek::Current(f.session.clone())
                 }
                 _ => Peek::NotCurrent,
@@ -240,7 +267,11 @@ impl SessionStore for MemorySessionStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn revoke_access<'a>(&'a self, jti: &'a str, exp: u64) -> BoxFuture<'a, Result<(), CredentialError>> {
+    fn revoke_access<'a>(
+        &'a self,
+        jti: &'a str,
+        exp: u64,
+    ) -> BoxFuture<'a, Result<(), CredentialError>> {
         let now = now_secs();
         self.with(|s| {
             s.purge_sometimes(now);
@@ -249,7 +280,10 @@ impl SessionStore for MemorySessionStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn is_access_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
+    fn is_access_revoked<'a>(
+        &'a self,
+        jti: &'a str,
+    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
         let now = now_secs();
         let revoked = self.with(|s| s.denied.get(jti).is_some_and(|exp| *exp > now));
         Box::pin(async move { Ok(revoked) })
@@ -302,7 +336,8 @@ return {1, redis.call('HGET', fk, 'session')}
         /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`); keys are
         /// prefixed with `prefix` (e.g. `"notes:"`).
         pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let client = redis::Client::open(url).map_err(|_| crate::ConfigError::new("invalid REDIS_URL"))?;
+            let client = redis::Client::open(url)
+                .map_err(|_| crate::ConfigError::new("invalid REDIS_URL"))?;
             let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
                 .await
                 .map_err(|_| crate::ConfigError::new("Redis did not answer within 5 s"))?
@@ -343,13 +378,21 @@ return {1, redis.call('HGET', fk, 'session')}
             ttl_secs: u64,
         ) -> BoxFuture<'a, Result<(), CredentialError>> {
             Box::pin(async move {
-                let payload = serde_json::to_string(session).map_err(|_| CredentialError::Unavailable)?;
+                let payload =
+                    serde_json::to_string(session).map_err(|_| CredentialError::Unavailable)?;
                 let fk = format!("{}fam:{}", self.prefix, session.family);
                 let tk = format!("{}rt:{}", self.prefix, token_hash);
                 let mut conn = self.conn.clone();
                 let mut pipe = redis::pipe();
                 pipe.atomic()
-                    .hset_multiple(&fk, &[("current", token_hash), ("session", payload.as_str()), ("revoked", "0")])
+                    .hset_multiple(
+                        &fk,
+                        &[
+                            ("current", token_hash),
+                            ("session", payload.as_str()),
+                            ("revoked", "0"),
+                        ],
+                    )
                     .ignore()
                     .expire(&fk, ttl_secs as i64)
                     .ignore()
@@ -368,8 +411,13 @@ return {1, redis.call('HGET', fk, 'session')}
             Box::pin(async move {
                 let mut conn = self.conn.clone();
                 let mut inv = self.rotate.key(format!("{}rt:{}", self.prefix, old_hash));
-                inv.arg(old_hash).arg(new_hash).arg(&self.prefix).arg(ttl_secs);
-                let v = self.run(inv.invoke_async::<Vec<redis::Value>>(&mut conn)).await?;
+                inv.arg(old_hash)
+                    .arg(new_hash)
+                    .arg(&self.prefix)
+                    .arg(ttl_secs);
+                let v = self
+                    .run(inv.invoke_async::<Vec<redis::Value>>(&mut conn))
+                    .await?;
                 let code = match v.first() {
                     Some(redis::Value::Int(i)) => *i,
                     _ => 0,
@@ -404,37 +452,60 @@ return redis.call('HGET', fk, 'session')",
                 let mut inv = script.key(format!("{}rt:{}", self.prefix, token_hash));
                 inv.arg(token_hash).arg(&self.prefix);
                 let payload: Option<String> = self.run(inv.invoke_async(&mut conn)).await?;
-                Ok(match payload.and_then(|p| serde_json::from_str::<Session>(&p).ok()) {
-                    Some(s) => Peek::Current(s),
-                    None => Peek::NotCurrent,
-                })
+                Ok(
+                    match payload.and_then(|p| serde_json::from_str::<Session>(&p).ok()) {
+                        Some(s) => Peek::Current(s),
+                        None => Peek::NotCurrent,
+                    },
+                )
             })
         }
 
-        fn revoke_family<'a>(&'a self, family: &'a str) -> BoxFuture<'a, Result<(), CredentialError>> {
+        fn revoke_family<'a>(
+            &'a self,
+            family: &'a str,
+        ) -> BoxFuture<'a, Result<(), CredentialError>> {
             Box::pin(async move {
                 let fk = format!("{}fam:{}", self.prefix, family);
                 let mut conn = self.conn.clone();
                 // Only an existing family is marked (no stray keys without TTL).
                 let script = Script::new("if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1') end return 1");
-                self.run(script.key(fk).invoke_async::<i64>(&mut conn)).await.map(|_| ())
+                self.run(script.key(fk).invoke_async::<i64>(&mut conn))
+                    .await
+                    .map(|_| ())
             })
         }
 
-        fn revoke_access<'a>(&'a self, jti: &'a str, exp: u64) -> BoxFuture<'a, Result<(), CredentialError>> {
+        fn revoke_access<'a>(
+            &'a self,
+            jti: &'a str,
+            exp: u64,
+        ) -> BoxFuture<'a, Result<(), CredentialError>> {
             Box::pin(async move {
                 let ttl = exp.saturating_sub(crate::jwt::now_secs()).max(1);
                 let mut conn = self.conn.clone();
                 let key = format!("{}jti:{}", self.prefix, jti);
-                self.run(redis::cmd("SET").arg(key).arg(1).arg("EX").arg(ttl).query_async::<()>(&mut conn)).await
+                self.run(
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .arg("EX")
+                        .arg(ttl)
+                        .query_async::<()>(&mut conn),
+                )
+                .await
             })
         }
 
-        fn is_access_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
+        fn is_access_revoked<'a>(
+            &'a self,
+            jti: &'a str,
+        ) -> BoxFuture<'a, Result<bool, CredentialError>> {
             Box::pin(async move {
                 let mut conn = self.conn.clone();
                 let key = format!("{}jti:{}", self.prefix, jti);
-                self.run(redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut conn)).await
+                self.run(redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut conn))
+                    .await
             })
         }
     }

@@ -100,7 +100,12 @@ pub struct Problem {
 
 impl Problem {
     fn new(status: u16, title: &str, detail: &str) -> Self {
-        Problem { ty: "about:blank".into(), title: title.into(), status, detail: detail.into() }
+        Problem {
+            ty: "about:blank".into(),
+            title: title.into(),
+            status,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -122,19 +127,29 @@ pub enum TokenResponse {
     Invalid(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
     /// Too many attempts.
     #[oai(status = 429, content_type = "application/problem+json")]
-    TooMany(Json<Problem>, #[oai(header = "Retry-After")] u64, #[oai(header = "Cache-Control")] String),
+    TooMany(
+        Json<Problem>,
+        #[oai(header = "Retry-After")] u64,
+        #[oai(header = "Cache-Control")] String,
+    ),
     /// The credential stores or password hashing are saturated or unreachable.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>, #[oai(header = "Cache-Control")] String),
 }
 
 fn bad_form(_err: poem::Error) -> TokenResponse {
-    oauth_error("invalid_request", "The request must be a form with the fields this grant requires.")
+    oauth_error(
+        "invalid_request",
+        "The request must be a form with the fields this grant requires.",
+    )
 }
 
 fn oauth_error(error: &str, description: &str) -> TokenResponse {
     TokenResponse::Invalid(
-        Json(OAuthError { error: error.into(), error_description: description.into() }),
+        Json(OAuthError {
+            error: error.into(),
+            error_description: description.into(),
+        }),
         NO_STORE.into(),
     )
 }
@@ -147,7 +162,11 @@ fn invalid_grant() -> TokenResponse {
 fn limited(e: &crate::AuthRejection) -> TokenResponse {
     match e.retry_after_secs() {
         Some(secs) => TokenResponse::TooMany(
-            Json(Problem::new(429, "Too Many Requests", "Too many login attempts; retry later.")),
+            Json(Problem::new(
+                429,
+                "Too Many Requests",
+                "Too many login attempts; retry later.",
+            )),
             secs,
             NO_STORE.into(),
         ),
@@ -157,7 +176,11 @@ fn limited(e: &crate::AuthRejection) -> TokenResponse {
 
 fn unavailable() -> TokenResponse {
     TokenResponse::Unavailable(
-        Json(Problem::new(503, "Service Unavailable", "The service is temporarily unavailable.")),
+        Json(Problem::new(
+            503,
+            "Service Unavailable",
+            "The service is temporarily unavailable.",
+        )),
         NO_STORE.into(),
     )
 }
@@ -189,14 +212,23 @@ pub struct RefreshForm {
     pub scope: Option<String>,
 }
 
-fn parse_scopes(s: Option<&str>) -> Result<Option<Vec<&str>>, TokenResponse> {
+/// A `scope` parameter that is not a space-separated list of scope tokens.
+struct MalformedScope;
+
+fn parse_scopes(s: Option<&str>) -> Result<Option<Vec<&str>>, MalformedScope> {
     // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
-    let Some(s) = s.filter(|s| !s.trim().is_empty()) else { return Ok(None) };
+    let Some(s) = s.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
     let parts: Vec<&str> = s.split(' ').filter(|p| !p.is_empty()).collect();
     if parts.iter().any(|p| !is_scope_token(p)) {
-        return Err(oauth_error("invalid_scope", "The scope parameter is malformed."));
+        return Err(MalformedScope);
     }
     Ok(Some(parts))
+}
+
+fn malformed_scope() -> TokenResponse {
+    oauth_error("invalid_scope", "The scope parameter is malformed.")
 }
 
 impl TokenService {
@@ -209,7 +241,9 @@ impl TokenService {
         sessions: Arc<dyn SessionStore>,
     ) -> Result<Self, ConfigError> {
         if !security.can_issue_tokens() {
-            return Err(ConfigError::new("the token service needs a JWT signing key"));
+            return Err(ConfigError::new(
+                "the token service needs a JWT signing key",
+            ));
         }
         if !security.has_revocations() {
             return Err(ConfigError::new(
@@ -266,21 +300,43 @@ impl TokenService {
 
     /// Applies the attempt limits, then reserves a failure in the failure
     /// limits; the caller reports the attempt's outcome.
-    async fn limit_login(&self, req: &Request, username: &str) -> Result<Option<LoginAttempt>, TokenResponse> {
+    async fn limit_login(
+        &self,
+        req: &Request,
+        username: &str,
+    ) -> Result<Option<LoginAttempt>, TokenResponse> {
         let security = &self.0.security;
         let ip = security.client_ip(req);
         let user = username.trim().to_lowercase();
         for (key, rate) in &self.0.attempt_limits {
             let (bucket, key) = match key {
                 LoginKey::Ip => ("login:attempts:ip", PartitionKey::Ip(ip)),
-                LoginKey::IpAndUsername => ("login:attempts:ip_username", PartitionKey::IpUser(ip, &user)),
-                LoginKey::UsernameAnywhere => ("login:attempts:username", PartitionKey::User(&user)),
+                LoginKey::IpAndUsername => (
+                    "login:attempts:ip_username",
+                    PartitionKey::IpUser(ip, &user),
+                ),
+                LoginKey::UsernameAnywhere => {
+                    ("login:attempts:username", PartitionKey::User(&user))
+                }
             };
-            let q = RateQuery { bucket, key, rate: *rate, ip };
-            security.rate_settings().enforce(&q, bucket, "auth/token").await.map_err(|e| limited(&e))?;
+            let q = RateQuery {
+                bucket,
+                key,
+                rate: *rate,
+                ip,
+            };
+            security
+                .rate_settings()
+                .enforce(&q, bucket, "auth/token")
+                .await
+                .map_err(|e| limited(&e))?;
         }
         match &self.0.failure_limits {
-            Some(l) => l.guard(security, req, username).await.map(Some).map_err(|e| limited(&e)),
+            Some(l) => l
+                .guard(security, req, username)
+                .await
+                .map(Some)
+                .map_err(|e| limited(&e)),
             None => Ok(None),
         }
     }
@@ -297,7 +353,13 @@ impl TokenService {
             roles: user.roles.clone(),
             permissions: user.permissions.clone(),
         };
-        if self.0.sessions.create(&session, &hash_secret(&refresh), self.0.refresh_ttl_secs).await.is_err() {
+        if self
+            .0
+            .sessions
+            .create(&session, &hash_secret(&refresh), self.0.refresh_ttl_secs)
+            .await
+            .is_err()
+        {
             return unavailable();
         }
         self.respond(&session, refresh)
@@ -340,7 +402,7 @@ impl TokenService {
     ) -> TokenResponse {
         let requested = match parse_scopes(scope) {
             Ok(r) => r,
-            Err(r) => return r,
+            Err(MalformedScope) => return malformed_scope(),
         };
         let attempt = match self.limit_login(req, username).await {
             Ok(a) => a,
@@ -375,10 +437,18 @@ impl TokenService {
         };
         let granted: Vec<String> = match &requested {
             None => user.scopes.clone(),
-            Some(req) => user.scopes.iter().filter(|s| req.contains(&s.as_str())).cloned().collect(),
+            Some(req) => user
+                .scopes
+                .iter()
+                .filter(|s| req.contains(&s.as_str()))
+                .cloned()
+                .collect(),
         };
         if requested.is_some() && granted.is_empty() {
-            return oauth_error("invalid_scope", "None of the requested scopes can be granted.");
+            return oauth_error(
+                "invalid_scope",
+                "None of the requested scopes can be granted.",
+            );
         }
         self.start_session(&user, granted).await
     }
@@ -389,9 +459,11 @@ impl TokenService {
     pub async fn refresh(&self, refresh_token: &str, scope: Option<&str>) -> TokenResponse {
         let requested = match parse_scopes(scope) {
             Ok(r) => r,
-            Err(r) => return r,
+            Err(MalformedScope) => return malformed_scope(),
         };
-        let Some(next) = random_secret(32) else { return unavailable() };
+        let Some(next) = random_secret(32) else {
+            return unavailable();
+        };
         let presented = hash_secret(refresh_token);
         // Everything that may refuse is checked before the token is consumed,
         // so a refused or failed refresh leaves it usable for a retry.
@@ -400,7 +472,12 @@ impl TokenService {
             Ok(Peek::NotCurrent) => {
                 // Unknown, expired, or already rotated: `rotate` revokes the
                 // family in the last case (theft detection).
-                if let Ok(Rotation::Reused) = self.0.sessions.rotate(&presented, &hash_secret(&next), 1).await {
+                if let Ok(Rotation::Reused) = self
+                    .0
+                    .sessions
+                    .rotate(&presented, &hash_secret(&next), 1)
+                    .await
+                {
                     tracing::warn!(target: AUDIT_TARGET, event = "refresh_reuse_detected");
                 }
                 return invalid_grant();
@@ -413,7 +490,11 @@ impl TokenService {
                 return r;
             }
         }
-        let rotated = self.0.sessions.rotate(&presented, &hash_secret(&next), self.0.refresh_ttl_secs).await;
+        let rotated = self
+            .0
+            .sessions
+            .rotate(&presented, &hash_secret(&next), self.0.refresh_ttl_secs)
+            .await;
         let stored = match rotated {
             Ok(Rotation::Rotated(s)) => s,
             Ok(Rotation::Reused) => {
@@ -439,7 +520,11 @@ impl TokenService {
 
     /// Re-reads the user (a disabled or removed user cannot refresh; roles
     /// are current) and narrows the scopes to `requested`, never widening.
-    async fn recheck(&self, session: &mut Session, requested: Option<&[&str]>) -> Result<(), TokenResponse> {
+    async fn recheck(
+        &self,
+        session: &mut Session,
+        requested: Option<&[&str]>,
+    ) -> Result<(), TokenResponse> {
         match self.0.auth.users().find(&session.subject).await {
             Ok(Some(u)) if !u.disabled => {
                 session.roles = u.roles.clone();
@@ -454,7 +539,10 @@ impl TokenService {
         }
         if let Some(req) = requested {
             if req.iter().any(|r| !session.scopes.iter().any(|s| s == r)) {
-                return Err(oauth_error("invalid_scope", "A refresh cannot widen the granted scopes."));
+                return Err(oauth_error(
+                    "invalid_scope",
+                    "A refresh cannot widen the granted scopes.",
+                ));
             }
             session.scopes.retain(|s| req.contains(&s.as_str()));
         }
@@ -477,7 +565,10 @@ impl TokenService {
     /// The poem-openapi operations. `C` names the app's catalogue so that
     /// logout is documented with the app's own security scheme.
     pub fn api<C: AuthCatalogue>(&self) -> AuthApi<C> {
-        AuthApi { service: self.clone(), _c: PhantomData }
+        AuthApi {
+            service: self.clone(),
+            _c: PhantomData,
+        }
     }
 }
 
@@ -558,21 +649,36 @@ impl<C: AuthCatalogue> AuthApi<C> {
         let f = form.0;
         match f.grant_type.as_str() {
             "password" => match (f.username.as_deref(), f.password.as_deref()) {
-                (Some(u), Some(p)) => self.service.password_grant(req, u, p, f.scope.as_deref()).await,
-                _ => oauth_error("invalid_request", "The password grant needs `username` and `password`."),
+                (Some(u), Some(p)) => {
+                    self.service
+                        .password_grant(req, u, p, f.scope.as_deref())
+                        .await
+                }
+                _ => oauth_error(
+                    "invalid_request",
+                    "The password grant needs `username` and `password`.",
+                ),
             },
             "refresh_token" => match f.refresh_token.as_deref() {
                 Some(t) => self.service.refresh(t, f.scope.as_deref()).await,
-                None => oauth_error("invalid_request", "The refresh_token grant needs `refresh_token`."),
+                None => oauth_error(
+                    "invalid_request",
+                    "The refresh_token grant needs `refresh_token`.",
+                ),
             },
-            _ => oauth_error("unsupported_grant_type", "Supported grants: password, refresh_token."),
+            _ => oauth_error(
+                "unsupported_grant_type",
+                "Supported grants: password, refresh_token.",
+            ),
         }
     }
 
     /// Rotates a refresh token: a new pair, the old refresh token dead.
     #[oai(path = "/refresh", method = "post")]
     async fn refresh(&self, form: Form<RefreshForm>) -> TokenResponse {
-        self.service.refresh(&form.0.refresh_token, form.0.scope.as_deref()).await
+        self.service
+            .refresh(&form.0.refresh_token, form.0.scope.as_deref())
+            .await
     }
 
     /// Revokes the caller's refresh family and this access token.

@@ -48,11 +48,18 @@ impl fmt::Debug for UserRecord {
 /// serves examples and tests.
 pub trait UserStore: Send + Sync + 'static {
     /// Looks a user up by name; `Err` when the store cannot be reached.
-    fn find<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Result<Option<UserRecord>, CredentialError>>;
+    fn find<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, CredentialError>>;
 
     /// Stores an upgraded hash after a login whose hash used old parameters.
     /// The default keeps the old hash.
-    fn update_hash<'a>(&'a self, _username: &'a str, _phc: String) -> BoxFuture<'a, Result<(), CredentialError>> {
+    fn update_hash<'a>(
+        &'a self,
+        _username: &'a str,
+        _phc: String,
+    ) -> BoxFuture<'a, Result<(), CredentialError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -80,7 +87,9 @@ pub struct MemoryUserStore(RwLock<HashMap<String, UserRecord>>);
 impl MemoryUserStore {
     /// A store holding `users`.
     pub fn new(users: impl IntoIterator<Item = UserRecord>) -> Self {
-        MemoryUserStore(RwLock::new(users.into_iter().map(|u| (u.username.clone(), u)).collect()))
+        MemoryUserStore(RwLock::new(
+            users.into_iter().map(|u| (u.username.clone(), u)).collect(),
+        ))
     }
     /// Adds or replaces a user.
     pub fn insert(&self, user: UserRecord) {
@@ -97,13 +106,30 @@ impl MemoryUserStore {
 }
 
 impl UserStore for MemoryUserStore {
-    fn find<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Result<Option<UserRecord>, CredentialError>> {
-        let found = self.0.read().unwrap_or_else(|p| p.into_inner()).get(username).cloned();
+    fn find<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, CredentialError>> {
+        let found = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(username)
+            .cloned();
         Box::pin(async move { Ok(found) })
     }
 
-    fn update_hash<'a>(&'a self, username: &'a str, phc: String) -> BoxFuture<'a, Result<(), CredentialError>> {
-        if let Some(u) = self.0.write().unwrap_or_else(|p| p.into_inner()).get_mut(username) {
+    fn update_hash<'a>(
+        &'a self,
+        username: &'a str,
+        phc: String,
+    ) -> BoxFuture<'a, Result<(), CredentialError>> {
+        if let Some(u) = self
+            .0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(username)
+        {
             u.password_hash = phc;
         }
         Box::pin(async { Ok(()) })
@@ -111,10 +137,17 @@ impl UserStore for MemoryUserStore {
 }
 
 impl<S: UserStore> UserStore for std::sync::Arc<S> {
-    fn find<'a>(&'a self, username: &'a str) -> BoxFuture<'a, Result<Option<UserRecord>, CredentialError>> {
+    fn find<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, CredentialError>> {
         (**self).find(username)
     }
-    fn update_hash<'a>(&'a self, username: &'a str, phc: String) -> BoxFuture<'a, Result<(), CredentialError>> {
+    fn update_hash<'a>(
+        &'a self,
+        username: &'a str,
+        phc: String,
+    ) -> BoxFuture<'a, Result<(), CredentialError>> {
         (**self).update_hash(username, phc)
     }
 }
@@ -161,7 +194,10 @@ pub struct Authenticator {
 impl Authenticator {
     /// Authenticates against `users` with `hasher`.
     pub fn new(users: impl UserStore, hasher: PasswordHasher) -> Self {
-        Authenticator { users: Box::new(users), hasher }
+        Authenticator {
+            users: Box::new(users),
+            hasher,
+        }
     }
 
     /// The hasher (to hash passwords of new users with the same parameters).
@@ -175,7 +211,11 @@ impl Authenticator {
     }
 
     /// Verifies `username` / `password`.
-    pub async fn authenticate(&self, username: &str, password: &str) -> Result<UserRecord, LoginError> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, LoginError> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(LoginError::TooLong);
         }
@@ -246,19 +286,29 @@ pub(crate) fn user_principal(kind: CredentialKind, u: &UserRecord) -> Principal 
 }
 
 impl BasicVerifier for Authenticator {
-    fn verify<'a>(&'a self, username: &'a str, password: &'a str) -> BoxFuture<'a, Result<Principal, CredentialError>> {
+    fn verify<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<Principal, CredentialError>> {
         Box::pin(async move {
             match self.authenticate(username, password).await {
                 Ok(u) => Ok(user_principal(CredentialKind::Basic, &u)),
                 Err(LoginError::Invalid | LoginError::TooLong) => Err(CredentialError::Invalid),
-                Err(LoginError::Busy | LoginError::Unavailable) => Err(CredentialError::Unavailable),
+                Err(LoginError::Busy | LoginError::Unavailable) => {
+                    Err(CredentialError::Unavailable)
+                }
             }
         })
     }
 }
 
 impl<T: BasicVerifier> BasicVerifier for std::sync::Arc<T> {
-    fn verify<'a>(&'a self, username: &'a str, password: &'a str) -> BoxFuture<'a, Result<Principal, CredentialError>> {
+    fn verify<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<Principal, CredentialError>> {
         (**self).verify(username, password)
     }
 }

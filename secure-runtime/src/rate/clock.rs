@@ -83,12 +83,21 @@ impl Clock {
         }
     }
 
-    /// How far behind real time the clock may be: added to a refusal's
-    /// wait so that retrying after it is enough.
-    pub(crate) fn lag(&self) -> u64 {
+    /// Whether [`nanos`](Self::nanos) may trail real time.
+    pub(crate) fn is_coarse(&self) -> bool {
+        matches!(self, Clock::Coarse(_))
+    }
+
+    /// The exact time on the same scale as [`nanos`](Self::nanos) (never
+    /// less than it).
+    pub(crate) fn precise_nanos(&self) -> u64 {
         match self {
-            Clock::Coarse(_) => 2 * u64::try_from(TICK.as_nanos()).unwrap_or(0),
-            Clock::Precise(_) | Clock::Manual(_) => 0,
+            Clock::Coarse(_) => {
+                let base = *BASE.get_or_init(Instant::now);
+                nanos_since(base).max(COARSE_NOW.load(Ordering::Acquire))
+            }
+            Clock::Precise(start) => nanos_since(*start),
+            Clock::Manual(m) => m.0.load(Ordering::SeqCst),
         }
     }
 }
@@ -101,8 +110,8 @@ fn nanos_since(start: Instant) -> u64 {
 /// much as the rest of a check. Instead, one background thread
 /// (`poem-secure-clock`) stores the time every millisecond while at least one
 /// limiter uses it, and a check reads it with one atomic load. The clock can
-/// only trail real time, which only ever delays an admission (a limit is
-/// never exceeded because of it).
+/// only trail real time; a check it would refuse is decided again with the
+/// exact time, so refusals and `Retry-After` are exact.
 static BASE: OnceLock<Instant> = OnceLock::new();
 static COARSE_NOW: AtomicU64 = AtomicU64::new(0);
 static TICKER: Mutex<Ticker> = Mutex::new(Ticker {

@@ -740,8 +740,16 @@ mod tests {
         let s = RateSettings::new(Arc::new(MemoryRateLimiter::new()));
         let q = spent(&s);
         let log = Capture::default();
-        let e = log.run(|| block_on(s.enforce(&q, "default", "r")));
-        assert_eq!(e.unwrap_err().status(), 429);
+        let e = log
+            .run(|| block_on(s.enforce(&q, "default", "r")))
+            .unwrap_err();
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.retry_after_secs(), Some(60));
+        let st = e.rate_status().expect("RateLimit fields");
+        assert_eq!(
+            (st.quota, st.window_secs, st.remaining, st.reset_secs),
+            (1, 60, 0, 60)
+        );
         assert_eq!(log.events(), [(Level::INFO, "rate_limited".to_owned())]);
     }
 
