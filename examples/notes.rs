@@ -23,7 +23,7 @@ use poem_secure::{
     tokens::{AuthCatalogue, LoginKey, TokenService},
     ApiKeys, Authenticator, Catalogue, CorsPolicy, Hardening, JwtConfig, LoginLimits,
     MemoryApiKeyStore, MemorySessionStore, MemoryUserStore, PasswordHasher, Principal, Rate,
-    Security, SessionStore, UserRecord,
+    Security, SessionStore, StrictString, UserRecord,
 };
 
 /// Every scope, role and permission the service knows; declarations naming
@@ -61,9 +61,9 @@ struct Note {
 #[oai(deny_unknown_fields)]
 struct NewNote {
     #[oai(validator(min_length = 1, max_length = 200))]
-    title: String,
+    title: StrictString,
     #[oai(validator(max_length = 10000))]
-    body: String,
+    body: StrictString,
 }
 
 #[derive(Object)]
@@ -83,8 +83,8 @@ struct AdminUser {
 #[oai(deny_unknown_fields)]
 struct NewApiKey {
     #[oai(validator(min_length = 1, max_length = 100))]
-    name: String,
-    scopes: Vec<String>,
+    name: StrictString,
+    scopes: Vec<StrictString>,
 }
 
 #[derive(Object)]
@@ -201,8 +201,8 @@ impl Notes {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let note = Note {
             id,
-            title: note.0.title,
-            body: note.0.body,
+            title: note.0.title.into(),
+            body: note.0.body.into(),
             owner: who.subject().to_owned(),
         };
         self.with(|n| n.insert(id, note.clone()));
@@ -261,7 +261,7 @@ impl Notes {
         {
             return KeyCreated::BadScope;
         }
-        let scopes: Vec<&str> = req.0.scopes.iter().map(String::as_str).collect();
+        let scopes: Vec<&str> = req.0.scopes.iter().map(|s| s.as_str()).collect();
         match self
             .keys
             .issue(&req.0.name, who.subject(), &scopes, None)

@@ -417,10 +417,7 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner() {
             .filter(|o| matches!(o, Rotation::Rotated(_)))
             .count();
         assert_eq!(winners, 1, "round {round}: {outcomes:?}");
-        assert!(
-            outcomes.contains(&Rotation::Reused),
-            "{outcomes:?}"
-        );
+        assert!(outcomes.contains(&Rotation::Reused), "{outcomes:?}");
     }
 }
 

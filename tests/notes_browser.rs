@@ -6,7 +6,7 @@
 //! `tests/browser/node_modules/playwright-core`; `scripts/test.sh` installs
 //! them. Missing any of them FAILS this test: it never skips.
 
-#[path = "browser/notes_service.rs"]
+#[path = "support/notes_service.rs"]
 mod notes_service;
 
 use std::{

@@ -6,7 +6,7 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-#[path = "browser/notes_service.rs"]
+#[path = "support/notes_service.rs"]
 mod notes_service;
 
 use notes_service::{Grant, Resp, Service};

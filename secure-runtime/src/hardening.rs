@@ -489,6 +489,8 @@ struct CappedBody {
     inner: Pin<Box<dyn AsyncRead + Send>>,
     left: u64,
     exceeded: Arc<AtomicBool>,
+    /// Set when the body was read to its end.
+    finished: Arc<AtomicBool>,
 }
 
 impl AsyncRead for CappedBody {
@@ -501,6 +503,9 @@ impl AsyncRead for CappedBody {
         match self.inner.as_mut().poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = (buf.filled().len() - before) as u64;
+                if read == 0 && buf.remaining() > 0 {
+                    self.finished.store(true, Ordering::Relaxed);
+                }
                 if read > self.left {
                     self.exceeded.store(true, Ordering::Relaxed);
                     return Poll::Ready(Err(io::Error::other("request body too large")));
@@ -538,6 +543,17 @@ impl Endpoint for HardeningEndpoint {
                     .strip_prefix(p.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
         });
+        // A request refused before its body was read leaves the rest of the
+        // body on an HTTP/1.1 connection, which the server then closes: say so
+        // (`Connection: close`) so that clients do not reuse a dead connection.
+        let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() != "0");
+        let http1 = req.version() <= poem::http::Version::HTTP_11;
+        let unread_body: std::sync::Mutex<Option<Arc<AtomicBool>>> = std::sync::Mutex::new(None);
         let (preflight, allow_origin) = match cfg.cors.as_ref().map(|c| c.0.verdict(&req)) {
             Some(CorsVerdict::Preflight(r)) => (Some(r), None),
             Some(CorsVerdict::Allow(o)) => (None, Some(o)),
@@ -561,12 +577,15 @@ impl Endpoint for HardeningEndpoint {
                 return r;
             }
             let exceeded = Arc::new(AtomicBool::new(false));
+            let finished = Arc::new(AtomicBool::new(false));
             let body = req.take_body();
             req.set_body(Body::from_async_read(CappedBody {
                 inner: Box::pin(body.into_async_read()),
                 left: cfg.body_limit,
                 exceeded: exceeded.clone(),
+                finished: finished.clone(),
             }));
+            *unread_body.lock().unwrap_or_else(|p| p.into_inner()) = Some(finished);
             let result = match tokio::time::timeout(cfg.timeout, self.inner.call(req)).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -603,7 +622,14 @@ impl Endpoint for HardeningEndpoint {
         .instrument(span)
         .await;
 
+        let body_left = match unread_body.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(finished) => !finished.load(Ordering::Relaxed),
+            None => true, // answered before the body was even wrapped
+        };
         let h = resp.headers_mut();
+        if has_body && http1 && body_left {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         h.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -34,6 +34,7 @@ mod sessions;
 #[allow(clippy::panic)]
 pub mod testing;
 pub mod tokens;
+mod types;
 mod users;
 
 #[cfg(feature = "redis")]
@@ -70,4 +71,5 @@ pub use security::{
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
 pub use sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore};
+pub use types::StrictString;
 pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};

@@ -19,7 +19,8 @@
 
 use std::{
     fs,
-    net::TcpListener,
+    io::{Read, Write},
+    net::{Shutdown, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
@@ -59,10 +60,16 @@ pub fn workspace() -> PathBuf {
 /// `target/<profile>/examples/notes`, next to `target/<profile>/deps/<this test>`.
 /// Built with `cargo build --example notes` when missing or older than the
 /// sources (a `cargo test --test X` does not build examples); a failed build
-/// fails the test with cargo's output.
+/// fails the test with cargo's output. `NOTES_BIN` overrides the path (e.g.
+/// a release build), used as it is.
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("NOTES_BIN") {
+            let bin = PathBuf::from(bin);
+            assert!(bin.is_file(), "NOTES_BIN={} is not a file", bin.display());
+            return bin;
+        }
         let exe = std::env::current_exe().expect("current_exe");
         let profile_dir = exe
             .parent()
@@ -133,11 +140,17 @@ fn newest_mtime(root: &Path) -> Option<SystemTime> {
     newest
 }
 
-/// A `ureq` agent that returns 4xx/5xx as responses, follows no redirect and
-/// bounds every request.
+/// A `ureq` agent that returns 4xx/5xx as responses, follows no redirect,
+/// bounds every request and opens a connection per request: the service
+/// closes a connection after refusing a request whose body it did not read,
+/// without saying so (`Connection: close`), and ureq does not retry a POST on
+/// a pooled connection that turns out dead (see
+/// `refusing_a_request_with_an_unread_body_signals_connection_close`).
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
         .max_redirects(0)
         .timeout_global(Some(REQUEST_TIMEOUT))
         .build()
@@ -304,6 +317,85 @@ impl Service {
         resp
     }
 
+    /// A request with a large body over a raw socket, reading the answer
+    /// while the body is still being written: a server may answer (413)
+    /// before reading the whole body and close, which a client that writes
+    /// the whole body first sees only as a broken pipe. `chunked` sends the
+    /// body with `Transfer-Encoding: chunked` instead of `Content-Length`.
+    pub fn send_large(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        content_type: &str,
+        body: Vec<u8>,
+        chunked: bool,
+    ) -> Resp {
+        let what = format!(
+            "POST {path} ({} bytes{})",
+            body.len(),
+            if chunked { ", chunked" } else { "" }
+        );
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("{what}: connect: {e}"));
+        s.set_read_timeout(Some(REQUEST_TIMEOUT)).expect("timeout");
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: {content_type}\r\nConnection: close\r\n",
+            self.port
+        );
+        if chunked {
+            head.push_str("Transfer-Encoding: chunked\r\n");
+        } else {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut w = s.try_clone().expect("clone the socket");
+        let writer = thread::spawn(move || {
+            if w.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for chunk in body.chunks(64 * 1024) {
+                let ok = if chunked {
+                    w.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                        .and_then(|()| w.write_all(chunk))
+                        .and_then(|()| w.write_all(b"\r\n"))
+                } else {
+                    w.write_all(chunk)
+                };
+                if ok.is_err() {
+                    return;
+                }
+            }
+            if chunked {
+                let _ = w.write_all(b"0\r\n\r\n");
+            }
+        });
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 16 * 1024];
+        let resp = loop {
+            match s.read(&mut tmp) {
+                Ok(0) | Err(_) => break parse_raw(&buf, &what),
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+            if let Some(r) = parse_raw(&buf, &what) {
+                break Some(r);
+            }
+        };
+        let _ = s.shutdown(Shutdown::Both);
+        let _ = writer.join();
+        let resp = resp.unwrap_or_else(|| {
+            panic!(
+                "{what}: no complete response: {:?}\n--- service log ---\n{}",
+                String::from_utf8_lossy(&buf),
+                self.log_tail()
+            )
+        });
+        resp.assert_hardened();
+        resp
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str) -> Resp {
         self.send("GET", path, &[], None)
@@ -411,6 +503,30 @@ impl Drop for Service {
             let _ = fs::remove_file(&self.log);
         }
     }
+}
+
+/// A complete HTTP/1.1 response with a `Content-Length` body (or none).
+fn parse_raw(buf: &[u8], what: &str) -> Option<Resp> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let body = buf.get(end + 4..end + 4 + len)?;
+    Some(Resp {
+        what: what.to_owned(),
+        status,
+        headers,
+        body: String::from_utf8_lossy(body).into_owned(),
+    })
 }
 
 /// A distinct documentation-range client IP per call (198.18.0.0/15).
