@@ -228,14 +228,17 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn bad_percent_encoding_in_the_form_is_a_clean_400() {
+#[test]
+fn bad_percent_encoding_in_the_form_is_a_clean_400() {
+    // A plain test: the shared app is built (with `block_on`) outside any runtime.
     let (_, app) = token_app();
-    let resp = TestClient::new(app.clone())
-        .post("/auth/token")
-        .content_type("application/x-www-form-urlencoded")
-        .body("grant_type=password&username=%ZZ&password=%")
-        .send()
-        .await;
+    let resp = rt().block_on(async {
+        TestClient::new(app.clone())
+            .post("/auth/token")
+            .content_type("application/x-www-form-urlencoded")
+            .body("grant_type=password&username=%ZZ&password=%")
+            .send()
+            .await
+    });
     resp.assert_status(StatusCode::BAD_REQUEST);
 }
