@@ -509,7 +509,7 @@ impl JwtVerifier {
     ) -> Result<Principal, TokenError> {
         use jsonwebtoken::errors::ErrorKind as K;
         let validation = self.validation(alg).ok_or(TokenError::Algorithm)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation).map_err(
+        let data = jsonwebtoken::decode::<VerifiedClaims>(token, key, validation).map_err(
             |e| match e.kind() {
                 K::InvalidSignature => TokenError::Signature,
                 K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
@@ -535,7 +535,7 @@ impl JwtVerifier {
                 return Err(TokenError::Type);
             }
         }
-        principal_from_claims(data.claims)
+        principal_from_claims(data.claims, token)
     }
 
     pub(crate) fn access_ttl_secs(&self) -> u64 {
@@ -628,50 +628,59 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 /// A claim holding names: a JSON array of strings or a space-separated string.
-fn names(v: Option<&Value>) -> Result<Vec<String>, TokenError> {
-    match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned).ok_or(TokenError::Malformed))
-            .collect(),
-        Some(_) => Err(TokenError::Malformed),
+#[derive(Default)]
+struct Names(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Spaced(String),
+            List(Vec<String>),
+        }
+        Ok(Names(match Option::<Raw>::deserialize(d)? {
+            None => Vec::new(),
+            Some(Raw::Spaced(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(Raw::List(v)) => v,
+        }))
     }
 }
 
-fn principal_from_claims(claims: Map<String, Value>) -> Result<Principal, TokenError> {
-    let subject = match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+/// Only the claims authorization reads; any other claim is skipped here and
+/// parsed on demand by [`Principal::claims`]. A claim of the wrong type fails
+/// the whole token.
+#[derive(serde::Deserialize)]
+struct VerifiedClaims {
+    #[serde(default)]
+    sub: Option<Value>,
+    /// RFC 9068: a space-separated string.
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    roles: Names,
+    #[serde(default)]
+    permissions: Names,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    exp: Option<Value>,
+}
+
+fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principal, TokenError> {
+    let subject = match claims.sub {
+        Some(Value::String(s)) if !s.is_empty() => s,
         _ => return Err(TokenError::Subject),
     };
-    // RFC 9068: `scope` is a space-separated string.
-    let scopes = match claims.get("scope") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => s
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(_) => return Err(TokenError::Malformed),
-    };
-    let roles = names(claims.get("roles"))?;
-    let permissions = names(claims.get("permissions"))?;
-    let jti = match claims.get("jti") {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(TokenError::Malformed),
-    };
-    let exp = claims.get("exp").and_then(Value::as_u64);
+    let scopes: Vec<String> =
+        claims.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let exp = claims.exp.as_ref().and_then(Value::as_u64);
+    let payload = token.split('.').nth(1).unwrap_or("");
     Ok(Principal::builder(CredentialKind::Bearer, subject)
         .scopes(scopes)
-        .roles(roles)
-        .permissions(permissions)
-        .token(jti, exp)
-        .claims(claims)
+        .roles(claims.roles.0)
+        .permissions(claims.permissions.0)
+        .token(claims.jti, exp)
+        .jwt_payload(payload)
         .build())
 }

@@ -8,7 +8,8 @@ use std::{
 };
 
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
+    password_hash::phc::{Output, ParamsString, Salt},
+    Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher as _, Version,
 };
 use tokio::sync::Semaphore;
 
@@ -92,6 +93,8 @@ struct Inner {
     /// users are verified against it, so they cost the same work as a wrong
     /// password (from the very first login on).
     dummy: Arc<OnceLock<String>>,
+    /// Reusable argon2 working memory, one buffer per hashing slot.
+    memory: std::sync::Mutex<Vec<Vec<Block>>>,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -174,6 +177,7 @@ impl PasswordHasher {
             waiting: Arc::new(Semaphore::new(concurrency.saturating_mul(8))),
             wait_timeout,
             dummy,
+            memory: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
@@ -183,24 +187,18 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+        work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let queued = self
-            .0
-            .waiting
-            .clone()
-            .try_acquire_owned()
+        let queued = self.0.waiting.clone().try_acquire_owned().map_err(|_| PasswordError::Busy)?;
+        let slot = tokio::time::timeout(self.0.wait_timeout, self.0.running.clone().acquire_owned())
+            .await
+            .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Busy)?;
-        let slot =
-            tokio::time::timeout(self.0.wait_timeout, self.0.running.clone().acquire_owned())
-                .await
-                .map_err(|_| PasswordError::Busy)?
-                .map_err(|_| PasswordError::Busy)?;
-        let argon = self.argon();
+        let this = self.clone();
         // The permits move into the blocking task: a caller that gives up (a
         // client that disconnects) does not free the slot while argon2 runs.
         tokio::task::spawn_blocking(move || {
-            let out = work(argon);
+            let out = work(&this);
             drop(slot);
             drop(queued);
             out
@@ -209,15 +207,86 @@ impl PasswordHasher {
         .map_err(|_| PasswordError::Busy)
     }
 
+    /// Runs `f` with argon2 working memory of `blocks` blocks: a buffer of the
+    /// pool (one per hashing slot, reused), or a fresh one for hashes made
+    /// with larger parameters. Reusing the buffers keeps memory at
+    /// `concurrency × m` however many logins come: allocating and freeing
+    /// 19 MiB per login makes glibc keep freed blocks resident (measured: a
+    /// login storm grew RSS to ~400 MiB; see BENCHMARKS.md).
+    fn with_memory<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let standard = self.0.params.block_count();
+        let pooled = self.0.memory.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut buf = match pooled {
+            Some(b) if b.len() >= blocks => b,
+            _ => vec![Block::default(); blocks.max(standard)],
+        };
+        let out = f(&mut buf[..blocks]);
+        if buf.len() == standard {
+            let mut pool = self.0.memory.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < self.0.concurrency {
+                pool.push(buf);
+            }
+        }
+        out
+    }
+
+    fn hash_blocking(&self, pwd: &[u8]) -> Result<String, PasswordError> {
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|_| PasswordError::Busy)?;
+        let mut out = [0u8; 32];
+        let argon = self.argon();
+        self.with_memory(self.0.params.block_count(), |mem| {
+            argon.hash_password_into_with_memory(pwd, &salt, &mut out, mem)
+        })
+        .map_err(|_| PasswordError::BadHash)?;
+        let hash = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.0.params).map_err(|_| PasswordError::BadHash)?,
+            salt: Some(Salt::new(&salt).map_err(|_| PasswordError::BadHash)?),
+            hash: Some(Output::new(&out).map_err(|_| PasswordError::BadHash)?),
+        };
+        Ok(hash.to_string())
+    }
+
+    fn verify_blocking(&self, pwd: &[u8], phc: &str) -> Result<Verified, PasswordError> {
+        let hash = PasswordHash::new(phc).map_err(|_| PasswordError::BadHash)?;
+        // The stored hash's own algorithm, version and parameters are used.
+        let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| PasswordError::BadHash)?;
+        let version = match hash.version {
+            Some(v) => Version::try_from(v).map_err(|_| PasswordError::BadHash)?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&hash).map_err(|_| PasswordError::BadHash)?;
+        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+            return Err(PasswordError::BadHash);
+        };
+        let mut out = vec![0u8; expected.len()];
+        let argon = Argon2::new(algorithm, version, params.clone());
+        self.with_memory(params.block_count(), |mem| {
+            argon.hash_password_into_with_memory(pwd, salt.as_ref(), &mut out, mem)
+        })
+        .map_err(|_| PasswordError::BadHash)?;
+        let computed = Output::new(&out).map_err(|_| PasswordError::BadHash)?;
+        // `Output` compares in constant time.
+        if computed != *expected {
+            return Err(PasswordError::Mismatch);
+        }
+        let current = &self.0.params;
+        let same_params = params.m_cost() == current.m_cost()
+            && params.t_cost() == current.t_cost()
+            && params.p_cost() == current.p_cost();
+        let same_alg = algorithm == Algorithm::Argon2id && version == Version::V0x13;
+        Ok(Verified { needs_rehash: !(same_params && same_alg) })
+    }
+
     /// Hashes `password` with a fresh random salt into a PHC string.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(PasswordError::TooLong);
         }
         let pwd = password.as_bytes().to_vec();
-        self.run(move |argon| argon.hash_password(&pwd).map(|h| h.to_string()))
-            .await?
-            .map_err(|_| PasswordError::BadHash)
+        self.run(move |h| h.hash_blocking(&pwd)).await?
     }
 
     /// Verifies `password` against a PHC string made by any argon2 variant and
@@ -228,28 +297,7 @@ impl PasswordHasher {
         }
         let pwd = password.as_bytes().to_vec();
         let phc = phc.to_owned();
-        let current = self.0.params.clone();
-        self.run(move |argon| {
-            let hash = PasswordHash::new(&phc).map_err(|_| PasswordError::BadHash)?;
-            // The stored hash's own algorithm, version and parameters are used.
-            match argon.verify_password(&pwd, &hash) {
-                Ok(()) => {}
-                Err(argon2::password_hash::Error::PasswordInvalid) => {
-                    return Err(PasswordError::Mismatch)
-                }
-                Err(_) => return Err(PasswordError::BadHash),
-            }
-            let same_params = Params::try_from(&hash).is_ok_and(|p| {
-                p.m_cost() == current.m_cost()
-                    && p.t_cost() == current.t_cost()
-                    && p.p_cost() == current.p_cost()
-            });
-            let same_alg = hash.algorithm.as_str() == "argon2id" && hash.version == Some(0x13);
-            Ok(Verified {
-                needs_rehash: !(same_params && same_alg),
-            })
-        })
-        .await?
+        self.run(move |h| h.verify_blocking(&pwd, &phc)).await?
     }
 
     /// Spends the work of one verification and fails: used for unknown or

@@ -1,6 +1,6 @@
 //! The verified caller.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -45,7 +45,12 @@ struct Inner {
     token_id: Option<String>,
     expires_at: Option<u64>,
     key_id: Option<String>,
-    claims: Map<String, Value>,
+    /// The claims, parsed from `payload` on first use (most handlers never
+    /// ask, so verification does not build them).
+    claims: OnceLock<Map<String, Value>>,
+    /// A bearer token's payload segment (base64url JSON, without the
+    /// signature: not a credential).
+    payload: Option<Box<str>>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -116,7 +121,15 @@ impl Principal {
     }
     /// All claims of a bearer token (empty for other kinds).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        self.0.claims.get_or_init(|| {
+            use base64::Engine as _;
+            self.0
+                .payload
+                .as_deref()
+                .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+                .and_then(|json| serde_json::from_slice(&json).ok())
+                .unwrap_or_default()
+        })
     }
 }
 
@@ -152,7 +165,12 @@ impl PrincipalBuilder {
     }
     /// Sets the raw claims.
     pub fn claims(mut self, claims: Map<String, Value>) -> Self {
-        self.0.claims = claims;
+        self.0.claims = OnceLock::from(claims);
+        self
+    }
+    /// The payload segment of a verified JWT, parsed into claims on demand.
+    pub(crate) fn jwt_payload(mut self, segment: &str) -> Self {
+        self.0.payload = Some(segment.into());
         self
     }
     /// Finishes the principal.

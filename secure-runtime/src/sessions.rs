@@ -482,7 +482,8 @@ return redis.call('HGET', fk, 'session')",
             exp: u64,
         ) -> BoxFuture<'a, Result<(), CredentialError>> {
             Box::pin(async move {
-                let ttl = exp.saturating_sub(crate::jwt::now_secs()).max(1);
+                // Clamped: Redis refuses absurd expiries, and no access token lives a year.
+                let ttl = exp.saturating_sub(crate::jwt::now_secs()).clamp(1, 366 * 24 * 3600);
                 let mut conn = self.conn.clone();
                 let key = format!("{}jti:{}", self.prefix, jti);
                 self.run(
