@@ -15,8 +15,8 @@ use std::{
 
 use poem::Request;
 use poem_secure::{
-    testing::token, AuthKinds, JwtConfig, MemorySessionStore, Policy, RateKey, RedisSessionStore, Roles, Security,
-    SessionStore,
+    testing::token, AuthKinds, JwtConfig, MemorySessionStore, Policy, RateKey, RedisSessionStore,
+    Roles, Security, SessionStore,
 };
 
 static POLICY: Policy = Policy {
@@ -36,7 +36,11 @@ static POLICY: Policy = Policy {
 const WINDOW: Duration = Duration::from_secs(3);
 
 async fn lookups_per_sec(store: Arc<dyn SessionStore>, callers: usize) -> f64 {
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
     store.revoke_access("revoked-jti", exp).await.unwrap();
     let start = Instant::now();
     let tasks: Vec<_> = (0..callers)
@@ -62,12 +66,19 @@ async fn lookups_per_sec(store: Arc<dyn SessionStore>, callers: usize) -> f64 {
 
 async fn guard_latency(store: Arc<dyn SessionStore>) -> Duration {
     let security = Security::builder()
-        .jwt(JwtConfig::hs256([4u8; 32]).unwrap().issuer("b").audience("a"))
+        .jwt(
+            JwtConfig::hs256([4u8; 32])
+                .unwrap()
+                .issuer("b")
+                .audience("a"),
+        )
         .sessions(store)
         .build()
         .unwrap();
     let jwt = token(&security, "alice").expires_in(3600).sign();
-    let req = Request::builder().header("authorization", format!("Bearer {jwt}")).finish();
+    let req = Request::builder()
+        .header("authorization", format!("Bearer {jwt}"))
+        .finish();
     for _ in 0..1000 {
         security.authorize(&POLICY, &req).await.unwrap();
     }
@@ -81,16 +92,28 @@ async fn guard_latency(store: Arc<dyn SessionStore>) -> Duration {
 
 fn main() {
     let redis = redis_server::RedisServer::start();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let memory: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::new());
-        let remote: Arc<dyn SessionStore> = Arc::new(RedisSessionStore::connect(&redis.url(), "bench:").await.unwrap().timeout(Duration::from_secs(2)));
+        let remote: Arc<dyn SessionStore> = Arc::new(
+            RedisSessionStore::connect(&redis.url(), "bench:")
+                .await
+                .unwrap()
+                .timeout(Duration::from_secs(2)),
+        );
         println!("| revocation look-ups/s | 1 caller | 8 callers | 64 callers |");
         println!("|---|---|---|---|");
         for (name, store) in [("in-memory", &memory), ("Redis (loopback)", &remote)] {
             let mut row = format!("| {name} |");
             for callers in [1, 8, 64] {
-                row.push_str(&format!(" {:.0} |", lookups_per_sec(store.clone(), callers).await));
+                row.push_str(&format!(
+                    " {:.0} |",
+                    lookups_per_sec(store.clone(), callers).await
+                ));
             }
             println!("{row}");
         }
@@ -99,6 +122,11 @@ fn main() {
         println!();
         println!("| guard per request (HS256 + jti check) | in-memory | Redis | added by Redis |");
         println!("|---|---|---|---|");
-        println!("| mean, 1 caller | {:.2} µs | {:.2} µs | {:.2} µs |", m.as_secs_f64() * 1e6, r.as_secs_f64() * 1e6, (r.as_secs_f64() - m.as_secs_f64()) * 1e6);
+        println!(
+            "| mean, 1 caller | {:.2} µs | {:.2} µs | {:.2} µs |",
+            m.as_secs_f64() * 1e6,
+            r.as_secs_f64() * 1e6,
+            (r.as_secs_f64() - m.as_secs_f64()) * 1e6
+        );
     });
 }

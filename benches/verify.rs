@@ -43,33 +43,58 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let pem = |f: &str| std::fs::read(format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let pem =
+        |f: &str| std::fs::read(format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let pair = |alg, private: &str, public: &str| {
-        JwtConfig::key_pair_pem(alg, &pem(private), &pem(public)).unwrap().issuer("bench").audience("api")
+        JwtConfig::key_pair_pem(alg, &pem(private), &pem(public))
+            .unwrap()
+            .issuer("bench")
+            .audience("api")
     };
     let secret = [3u8; 32];
     vec![
         Case {
             name: "HS256",
-            security: Security::builder().jwt(JwtConfig::hs256(secret).unwrap().issuer("bench").audience("api")).build().unwrap(),
+            security: Security::builder()
+                .jwt(
+                    JwtConfig::hs256(secret)
+                        .unwrap()
+                        .issuer("bench")
+                        .audience("api"),
+                )
+                .build()
+                .unwrap(),
             key: DecodingKey::from_secret(&secret),
             alg: Algorithm::HS256,
         },
         Case {
             name: "RS256",
-            security: Security::builder().jwt(pair(Algorithm::RS256, "rsa_private.pem", "rsa_public.pem")).build().unwrap(),
+            security: Security::builder()
+                .jwt(pair(Algorithm::RS256, "rsa_private.pem", "rsa_public.pem"))
+                .build()
+                .unwrap(),
             key: DecodingKey::from_rsa_pem(&pem("rsa_public.pem")).unwrap(),
             alg: Algorithm::RS256,
         },
         Case {
             name: "ES256",
-            security: Security::builder().jwt(pair(Algorithm::ES256, "ec_private.pem", "ec_public.pem")).build().unwrap(),
+            security: Security::builder()
+                .jwt(pair(Algorithm::ES256, "ec_private.pem", "ec_public.pem"))
+                .build()
+                .unwrap(),
             key: DecodingKey::from_ec_pem(&pem("ec_public.pem")).unwrap(),
             alg: Algorithm::ES256,
         },
         Case {
             name: "EdDSA",
-            security: Security::builder().jwt(pair(Algorithm::EdDSA, "ed25519_private.pem", "ed25519_public.pem")).build().unwrap(),
+            security: Security::builder()
+                .jwt(pair(
+                    Algorithm::EdDSA,
+                    "ed25519_private.pem",
+                    "ed25519_public.pem",
+                ))
+                .build()
+                .unwrap(),
             key: DecodingKey::from_ed_pem(&pem("ed25519_public.pem")).unwrap(),
             alg: Algorithm::EdDSA,
         },
@@ -77,14 +102,22 @@ fn cases() -> Vec<Case> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     for case in cases() {
-        let jwt = token(&case.security, "alice").scopes(["items", "me"]).roles(["user"]).expires_in(3600).sign();
+        let jwt = token(&case.security, "alice")
+            .scopes(["items", "me"])
+            .roles(["user"])
+            .expires_in(3600)
+            .sign();
         let mut validation = Validation::new(case.alg);
         validation.set_issuer(&["bench"]);
         validation.set_audience(&["api"]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let req = Request::builder().header("authorization", format!("Bearer {jwt}")).finish();
+        let req = Request::builder()
+            .header("authorization", format!("Bearer {jwt}"))
+            .finish();
         let mut group = c.benchmark_group(case.name);
         group.bench_function("raw jsonwebtoken::decode", |b| {
             b.iter(|| {

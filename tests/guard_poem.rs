@@ -3,14 +3,17 @@
 //! (401/403/404/429/400/500/503), credential kinds, rate limiting and the
 //! ordering of the guard before body extractors.
 
-use std::{collections::HashSet, net::SocketAddr, sync::Mutex};
+#[path = "support/peer.rs"]
+mod peer;
+use peer::with_peer;
+use std::{collections::HashSet, sync::Mutex};
 
 use poem::{
     handler,
     http::{header, HeaderValue, StatusCode},
     test::{TestClient, TestResponse},
-    web::{Json, LocalAddr, RemoteAddr},
-    Addr, Endpoint, EndpointExt, Request, RequestParts,
+    web::Json,
+    Endpoint, EndpointExt, Request,
 };
 use poem_secure::{
     public,
@@ -105,37 +108,6 @@ fn basic(user: &str, pass: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
-}
-
-/// Test-only: poem's `TestClient` cannot set the socket peer, so this wrapper
-/// sets the remote address from an `x-test-peer` header before anything else
-/// sees the request.
-fn with_peer<E: Endpoint + 'static>(ep: E) -> impl Endpoint {
-    ep.before(|req: Request| async move {
-        let peer: Option<SocketAddr> = req
-            .headers()
-            .get("x-test-peer")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.parse().unwrap());
-        let Some(peer) = peer else { return Ok(req) };
-        let (parts, body) = req.into_parts();
-        let (mut hp, ()) = poem::http::Request::builder()
-            .method(parts.method)
-            .uri(parts.uri)
-            .version(parts.version)
-            .body(())
-            .unwrap()
-            .into_parts();
-        hp.headers = parts.headers;
-        hp.extensions = parts.extensions;
-        let rp = RequestParts::from((
-            hp,
-            LocalAddr::default(),
-            RemoteAddr(Addr::SocketAddr(peer)),
-            poem::http::uri::Scheme::HTTP,
-        ));
-        Ok(Request::from_parts(rp, body))
-    })
 }
 
 fn www_authenticate(resp: &TestResponse) -> Vec<String> {

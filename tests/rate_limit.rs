@@ -6,6 +6,9 @@
 //!
 //! Time is moved with the limiter's [`ManualClock`], never with sleeps.
 
+#[path = "support/peer.rs"]
+mod peer;
+use peer::with_peer;
 use std::{
     io::{Read, Write},
     net::SocketAddr,
@@ -17,8 +20,7 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    web::{LocalAddr, RemoteAddr},
-    Addr, Endpoint, EndpointExt, Request, RequestParts,
+    Endpoint, EndpointExt, Request,
 };
 use poem_secure::{
     public,
@@ -51,37 +53,6 @@ fn security_with(
         )
         .rate_limiter(MemoryRateLimiter::new().with_clock(clock.clone()));
     configure(b).build().unwrap()
-}
-
-/// Test-only: poem's `TestClient` cannot set the socket peer, so this wrapper
-/// sets the remote address from an `x-test-peer` header before anything else
-/// sees the request (the real-TCP tests below need no such help).
-fn with_peer<E: Endpoint + 'static>(ep: E) -> impl Endpoint {
-    ep.before(|req: Request| async move {
-        let peer: Option<SocketAddr> = req
-            .headers()
-            .get("x-test-peer")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.parse().unwrap());
-        let Some(peer) = peer else { return Ok(req) };
-        let (parts, body) = req.into_parts();
-        let (mut hp, ()) = poem::http::Request::builder()
-            .method(parts.method)
-            .uri(parts.uri)
-            .version(parts.version)
-            .body(())
-            .unwrap()
-            .into_parts();
-        hp.headers = parts.headers;
-        hp.extensions = parts.extensions;
-        let rp = RequestParts::from((
-            hp,
-            LocalAddr::default(),
-            RemoteAddr(Addr::SocketAddr(peer)),
-            poem::http::uri::Scheme::HTTP,
-        ));
-        Ok(Request::from_parts(rp, body))
-    })
 }
 
 fn app(sec: &Security) -> impl Endpoint + 'static {

@@ -9,20 +9,16 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
+#[path = "support/peer.rs"]
+mod peer;
+use peer::with_peer;
 use std::{
     future::Future,
-    net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use poem::{
-    handler,
-    http::StatusCode,
-    test::TestClient,
-    web::{LocalAddr, RemoteAddr},
-    Addr, Endpoint, EndpointExt, Request, RequestParts,
-};
+use poem::{handler, http::StatusCode, test::TestClient, Endpoint, EndpointExt};
 use poem_secure::{
     public,
     route::{get, Route},
@@ -81,33 +77,7 @@ async fn limited() -> &'static str {
 /// The app of one service instance; `x-test-peer` sets the socket peer.
 fn instance(sec: &Security) -> TestClient<impl Endpoint> {
     let app = Route::new().at("/limited", get(limited)).with(sec.clone());
-    let app = app.before(|req: Request| async move {
-        let peer: Option<SocketAddr> = req
-            .headers()
-            .get("x-test-peer")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.parse().unwrap());
-        let Some(peer) = peer else { return Ok(req) };
-        let (parts, body) = req.into_parts();
-        let (mut hp, ()) = poem::http::Request::builder()
-            .method(parts.method)
-            .uri(parts.uri)
-            .version(parts.version)
-            .body(())
-            .unwrap()
-            .into_parts();
-        hp.headers = parts.headers;
-        hp.extensions = parts.extensions;
-        Ok(Request::from_parts(
-            RequestParts::from((
-                hp,
-                LocalAddr::default(),
-                RemoteAddr(Addr::SocketAddr(peer)),
-                poem::http::uri::Scheme::HTTP,
-            )),
-            body,
-        ))
-    });
+    let app = with_peer(app);
     TestClient::new(app)
 }
 

@@ -5,9 +5,11 @@
 //! for every failed login, refresh rotation with theft detection, logout, the
 //! login rate limit, and the contract of `/work/shared/contracts/notes-demo.md`.
 
+#[path = "support/peer.rs"]
+mod peer;
+use peer::with_peer;
 use std::{
     collections::HashSet,
-    net::SocketAddr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -18,8 +20,7 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    web::{LocalAddr, RemoteAddr},
-    Addr, Endpoint, EndpointExt, Request, RequestParts,
+    Endpoint, EndpointExt,
 };
 use poem_secure::{
     openapi::service,
@@ -209,36 +210,6 @@ async fn me(who: Principal) -> String {
 #[handler]
 async fn admin_only(who: Principal) -> String {
     who.subject().to_owned()
-}
-
-/// Test-only: sets the socket peer from an `x-test-peer` header (poem's
-/// `TestClient` cannot), so that per-IP limits can be exercised.
-fn with_peer<E: Endpoint + 'static>(ep: E) -> impl Endpoint {
-    ep.before(|req: Request| async move {
-        let peer: Option<SocketAddr> = req
-            .headers()
-            .get("x-test-peer")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.parse().unwrap());
-        let Some(peer) = peer else { return Ok(req) };
-        let (parts, body) = req.into_parts();
-        let (mut hp, ()) = poem::http::Request::builder()
-            .method(parts.method)
-            .uri(parts.uri)
-            .version(parts.version)
-            .body(())
-            .unwrap()
-            .into_parts();
-        hp.headers = parts.headers;
-        hp.extensions = parts.extensions;
-        let rp = RequestParts::from((
-            hp,
-            LocalAddr::default(),
-            RemoteAddr(Addr::SocketAddr(peer)),
-            poem::http::uri::Scheme::HTTP,
-        ));
-        Ok(Request::from_parts(rp, body))
-    })
 }
 
 fn app(f: &Fixture) -> impl Endpoint {

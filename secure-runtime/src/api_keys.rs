@@ -245,12 +245,7 @@ mod redis_store {
     impl RedisApiKeyStore {
         /// Connects to `url`; keys are prefixed with `prefix`.
         pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let client = redis::Client::open(url)
-                .map_err(|_| crate::ConfigError::new("invalid REDIS_URL"))?;
-            let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-                .await
-                .map_err(|_| crate::ConfigError::new("Redis did not answer within 5 s"))?
-                .map_err(|_| crate::ConfigError::new("cannot connect to Redis"))?;
+            let conn = crate::redis_store::connect(url).await?;
             Ok(RedisApiKeyStore {
                 conn,
                 prefix: prefix.to_owned(),
@@ -262,13 +257,7 @@ mod redis_store {
             &self,
             f: impl std::future::Future<Output = redis::RedisResult<T>>,
         ) -> Result<T, CredentialError> {
-            match tokio::time::timeout(self.timeout, f).await {
-                Ok(Ok(v)) => Ok(v),
-                _ => {
-                    tracing::error!(target: crate::AUDIT_TARGET, event = "store_unavailable", store = "redis-api-keys");
-                    Err(CredentialError::Unavailable)
-                }
-            }
+            crate::redis_store::bounded(self.timeout, "redis-api-keys", f).await
         }
 
         fn key(&self, id: &str) -> String {

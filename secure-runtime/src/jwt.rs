@@ -509,8 +509,10 @@ impl JwtVerifier {
     ) -> Result<Principal, TokenError> {
         use jsonwebtoken::errors::ErrorKind as K;
         let validation = self.validation(alg).ok_or(TokenError::Algorithm)?;
-        let data = jsonwebtoken::decode::<VerifiedClaims>(token, key, validation).map_err(
-            |e| match e.kind() {
+        let data =
+            jsonwebtoken::decode::<VerifiedClaims>(token, key, validation).map_err(|e| match e
+                .kind()
+            {
                 K::InvalidSignature => TokenError::Signature,
                 K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
                     TokenError::Algorithm
@@ -527,8 +529,7 @@ impl JwtVerifier {
                     _ => TokenError::Malformed,
                 },
                 _ => TokenError::Malformed,
-            },
-        )?;
+            })?;
         if let Some(accepted) = &self.0.config.typ {
             let typ = data.header.typ.as_deref().unwrap_or("");
             if !accepted.iter().any(|a| a.eq_ignore_ascii_case(typ)) {
@@ -641,7 +642,11 @@ impl<'de> serde::Deserialize<'de> for Names {
         }
         Ok(Names(match Option::<Raw>::deserialize(d)? {
             None => Vec::new(),
-            Some(Raw::Spaced(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(Raw::Spaced(s)) => s
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             Some(Raw::List(v)) => v,
         }))
     }
@@ -672,8 +677,14 @@ fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principa
         Some(Value::String(s)) if !s.is_empty() => s,
         _ => return Err(TokenError::Subject),
     };
-    let scopes: Vec<String> =
-        claims.scope.as_deref().unwrap_or("").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let scopes: Vec<String> = claims
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     let exp = claims.exp.as_ref().and_then(Value::as_u64);
     let payload = token.split('.').nth(1).unwrap_or("");
     Ok(Principal::builder(CredentialKind::Bearer, subject)

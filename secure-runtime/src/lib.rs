@@ -26,6 +26,8 @@ mod password;
 mod policy;
 mod principal;
 mod rate;
+#[cfg(feature = "redis")]
+mod redis_store;
 pub mod route;
 mod secrets;
 mod security;

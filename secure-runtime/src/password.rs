@@ -189,11 +189,17 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let queued = self.0.waiting.clone().try_acquire_owned().map_err(|_| PasswordError::Busy)?;
-        let slot = tokio::time::timeout(self.0.wait_timeout, self.0.running.clone().acquire_owned())
-            .await
-            .map_err(|_| PasswordError::Busy)?
+        let queued = self
+            .0
+            .waiting
+            .clone()
+            .try_acquire_owned()
             .map_err(|_| PasswordError::Busy)?;
+        let slot =
+            tokio::time::timeout(self.0.wait_timeout, self.0.running.clone().acquire_owned())
+                .await
+                .map_err(|_| PasswordError::Busy)?
+                .map_err(|_| PasswordError::Busy)?;
         let this = self.clone();
         // The permits move into the blocking task: a caller that gives up (a
         // client that disconnects) does not free the slot while argon2 runs.
@@ -215,7 +221,12 @@ impl PasswordHasher {
     /// login storm grew RSS to ~400 MiB; see BENCHMARKS.md).
     fn with_memory<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
         let standard = self.0.params.block_count();
-        let pooled = self.0.memory.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let pooled = self
+            .0
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
         let mut buf = match pooled {
             Some(b) if b.len() >= blocks => b,
             _ => vec![Block::default(); blocks.max(standard)],
@@ -252,7 +263,8 @@ impl PasswordHasher {
     fn verify_blocking(&self, pwd: &[u8], phc: &str) -> Result<Verified, PasswordError> {
         let hash = PasswordHash::new(phc).map_err(|_| PasswordError::BadHash)?;
         // The stored hash's own algorithm, version and parameters are used.
-        let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| PasswordError::BadHash)?;
+        let algorithm =
+            Algorithm::try_from(hash.algorithm.as_str()).map_err(|_| PasswordError::BadHash)?;
         let version = match hash.version {
             Some(v) => Version::try_from(v).map_err(|_| PasswordError::BadHash)?,
             None => Version::default(),
@@ -277,7 +289,9 @@ impl PasswordHasher {
             && params.t_cost() == current.t_cost()
             && params.p_cost() == current.p_cost();
         let same_alg = algorithm == Algorithm::Argon2id && version == Version::V0x13;
-        Ok(Verified { needs_rehash: !(same_params && same_alg) })
+        Ok(Verified {
+            needs_rehash: !(same_params && same_alg),
+        })
     }
 
     /// Hashes `password` with a fresh random salt into a PHC string.

@@ -126,7 +126,11 @@ impl Principal {
             self.0
                 .payload
                 .as_deref()
-                .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+                .and_then(|p| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(p)
+                        .ok()
+                })
                 .and_then(|json| serde_json::from_slice(&json).ok())
                 .unwrap_or_default()
         })

@@ -336,12 +336,7 @@ return {1, redis.call('HGET', fk, 'session')}
         /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`); keys are
         /// prefixed with `prefix` (e.g. `"notes:"`).
         pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let client = redis::Client::open(url)
-                .map_err(|_| crate::ConfigError::new("invalid REDIS_URL"))?;
-            let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-                .await
-                .map_err(|_| crate::ConfigError::new("Redis did not answer within 5 s"))?
-                .map_err(|_| crate::ConfigError::new("cannot connect to Redis"))?;
+            let conn = crate::redis_store::connect(url).await?;
             Ok(RedisSessionStore {
                 conn,
                 prefix: prefix.to_owned(),
@@ -360,13 +355,7 @@ return {1, redis.call('HGET', fk, 'session')}
             &self,
             f: impl std::future::Future<Output = redis::RedisResult<T>>,
         ) -> Result<T, CredentialError> {
-            match tokio::time::timeout(self.timeout, f).await {
-                Ok(Ok(v)) => Ok(v),
-                _ => {
-                    tracing::error!(target: crate::AUDIT_TARGET, event = "store_unavailable", store = "redis-sessions");
-                    Err(CredentialError::Unavailable)
-                }
-            }
+            crate::redis_store::bounded(self.timeout, "redis-sessions", f).await
         }
     }
 
@@ -483,7 +472,9 @@ return redis.call('HGET', fk, 'session')",
         ) -> BoxFuture<'a, Result<(), CredentialError>> {
             Box::pin(async move {
                 // Clamped: Redis refuses absurd expiries, and no access token lives a year.
-                let ttl = exp.saturating_sub(crate::jwt::now_secs()).clamp(1, 366 * 24 * 3600);
+                let ttl = exp
+                    .saturating_sub(crate::jwt::now_secs())
+                    .clamp(1, 366 * 24 * 3600);
                 let mut conn = self.conn.clone();
                 let key = format!("{}jti:{}", self.prefix, jti);
                 self.run(
