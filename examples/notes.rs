@@ -412,8 +412,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .at("/openapi.json", route::public(api.spec_endpoint()))
         .nest("/docs", route::public(api.swagger_ui()))
         .nest("/", api)
-        .with(security)
-        .with(Hardening::new().cors(CorsPolicy::new().allow_origins(origins).build()?));
+        .with(Hardening::new().cors(CorsPolicy::new().allow_origins(origins).build()?))
+        // Outermost, so that Hardening's log context sees the client IP
+        // resolved through trusted proxies.
+        .with(security);
 
     println!("notes listening on http://{addr}");
     println!("  Swagger UI:   http://{addr}/docs   (Authorize → alice / alice-password-1)");

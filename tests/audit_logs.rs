@@ -108,8 +108,8 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
         .at("/admin", get(admin))
         .at("/stats", get(stats))
         .at("/basic", get(basic))
-        .with(security)
-        .with(Hardening::new());
+        .with(Hardening::new())
+        .with(security);
     let cli = TestClient::new(app);
     let form = |body: String| {
         cli.post("/auth/token")
@@ -267,4 +267,43 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
     for part in access.split('.').skip(1) {
         assert!(!log.contains(part), "a token segment reached the log");
     }
+}
+
+#[path = "support/peer.rs"]
+mod peer;
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_events_carry_the_forwarded_client_ip() {
+    let buffer = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buffer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let security = Security::builder()
+        .jwt(
+            JwtConfig::hs256([6u8; 32])
+                .unwrap()
+                .issuer("i")
+                .audience("a"),
+        )
+        .trusted_proxies(["10.0.0.0/8"])
+        .build()
+        .unwrap();
+    let app = peer::with_peer(
+        Route::new()
+            .at("/me", get(me))
+            .with(Hardening::new())
+            .with(security),
+    );
+    TestClient::new(app)
+        .get("/me")
+        .header("x-test-peer", "10.1.2.3:5000")
+        .header("x-forwarded-for", "203.0.113.77")
+        .send()
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("client_ip=203.0.113.77"), "{log}");
+    assert!(!log.contains("client_ip=10.1.2.3"), "{log}");
 }

@@ -352,6 +352,10 @@ impl CorsInner {
 /// 413, panics) becomes an RFC 9457 `application/problem+json` body that says
 /// nothing of internals; the details of server errors go to the log.
 ///
+/// Install it inside `Security` (`.with(hardening).with(security)`): the
+/// client IP on its log events is then the one `Security` resolves through
+/// trusted proxies; outside it, the socket peer.
+///
 /// ```
 /// use poem::{EndpointExt, Route};
 /// use secure_runtime::{CorsPolicy, Hardening};

@@ -292,11 +292,11 @@ impl fmt::Debug for IssuedToken {
     }
 }
 
-/// Per-request state installed by the [`Security`] middleware: the guard
-/// writes the verified principal once, extractors read it.
+/// Per-request state installed by the [`Security`] middleware (beside the
+/// `Security` itself): the guard writes the verified principal once,
+/// extractors read it.
 #[derive(Clone)]
 pub(crate) struct RequestAuth {
-    pub(crate) security: Security,
     pub(crate) principal: OnceLock<Principal>,
 }
 
@@ -690,7 +690,6 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
     async fn call(&self, mut req: Request) -> PoemResult<Self::Output> {
         req.extensions_mut().insert(self.security.clone());
         req.extensions_mut().insert(RequestAuth {
-            security: self.security.clone(),
             principal: OnceLock::new(),
         });
         if !self.security.0.rate.headers {
@@ -717,7 +716,10 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
 /// Runs `policy` for a request and records the principal for the handler's
 /// extractors. Called by the generated guards.
 pub(crate) async fn guard(req: &Request, policy: &'static Policy) -> Result<(), AuthRejection> {
-    let Some(state) = req.extensions().get::<RequestAuth>() else {
+    let (Some(security), Some(state)) = (
+        req.extensions().get::<Security>(),
+        req.extensions().get::<RequestAuth>(),
+    ) else {
         tracing::error!(
             target: AUDIT_TARGET,
             event = "not_installed",
@@ -726,7 +728,7 @@ pub(crate) async fn guard(req: &Request, policy: &'static Policy) -> Result<(), 
         );
         return Err(AuthRejection::new(RejectionKind::NotInstalled));
     };
-    if let Some(p) = state.security.authorize(policy, req).await? {
+    if let Some(p) = security.authorize(policy, req).await? {
         // Only the one guard of the handler writes the slot.
         let _ = state.principal.set(p);
     }

@@ -51,6 +51,7 @@ pub enum LoginKey {
 #[derive(Clone)]
 pub struct TokenService(Arc<Inner>);
 
+#[derive(Clone)]
 struct Inner {
     security: Security,
     auth: Arc<Authenticator>,
@@ -261,17 +262,7 @@ impl TokenService {
     }
 
     fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = match Arc::try_unwrap(self.0) {
-            Ok(i) => i,
-            Err(shared) => Inner {
-                security: shared.security.clone(),
-                auth: shared.auth.clone(),
-                sessions: shared.sessions.clone(),
-                refresh_ttl_secs: shared.refresh_ttl_secs,
-                failure_limits: shared.failure_limits,
-                attempt_limits: shared.attempt_limits.clone(),
-            },
-        };
+        let mut inner = Arc::unwrap_or_clone(self.0);
         f(&mut inner);
         TokenService(Arc::new(inner))
     }
