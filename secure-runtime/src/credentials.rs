@@ -57,4 +57,12 @@ pub trait RevocationList: Send + Sync + 'static {
     /// `Ok(true)` when revoked; `Err` when the store cannot be reached, which
     /// refuses the request (fail closed).
     fn is_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>>;
+
+    /// The same as [`is_revoked`](Self::is_revoked) for lists that answer
+    /// without I/O (an in-memory set), so that the guard decides without a
+    /// boxed future; `None` (the default): use `is_revoked`.
+    fn is_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
+        let _ = jti;
+        None
+    }
 }

@@ -1,20 +1,67 @@
 //! Extractors: the generated per-handler guard and [`Principal`].
 
-use std::marker::PhantomData;
+use std::{
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use poem::{FromRequest, Request, RequestBody, Result};
 
-use crate::{security, Principal, Requirement};
+use crate::{
+    security::{self, GuardStep},
+    Principal, Requirement,
+};
 
-/// The guard `#[secure]`/`#[public]` inject as a plain poem handler's first
-/// parameter: it runs the handler's policy before any other extractor, so no
-/// body is read for a refused caller.
+/// The guard `#[secure]`/`#[public]` inject as the first parameter of a
+/// generic poem handler (other handlers call [`guard_check`] from the
+/// endpoint they generate): it runs the handler's policy before any other
+/// extractor, so no body is read for a refused caller.
 pub struct Guard<R>(PhantomData<fn() -> R>);
 
 impl<'a, R: Requirement> FromRequest<'a> for Guard<R> {
-    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> Result<Self> {
-        security::guard(req, R::POLICY).await?;
-        Ok(Guard(PhantomData))
+    fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+    ) -> impl Future<Output = Result<Self>> + Send {
+        GuardFuture::new(security::guard(req, R::POLICY))
+    }
+}
+
+/// What a guard extractor yields once its policy admits the request.
+pub(crate) trait Admitted {
+    const ADMITTED: Self;
+}
+
+impl<R> Admitted for Guard<R> {
+    const ADMITTED: Self = Guard(PhantomData);
+}
+
+/// The future of a guard extractor. A written-out future rather than an
+/// `async fn`: it is instantiated once per handler, and all it adds there is
+/// one call to the shared, non-generic [`GuardStep::poll_step`].
+pub(crate) struct GuardFuture<'a, T> {
+    step: GuardStep<'a>,
+    _out: PhantomData<fn() -> T>,
+}
+
+impl<'a, T> GuardFuture<'a, T> {
+    pub(crate) fn new(step: GuardStep<'a>) -> Self {
+        GuardFuture {
+            step,
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<T: Admitted> Future for GuardFuture<'_, T> {
+    type Output = Result<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut()
+            .step
+            .poll_step(cx)
+            .map(|r| r.map(|()| T::ADMITTED))
     }
 }
 
@@ -26,4 +73,23 @@ impl<'a> FromRequest<'a> for Principal {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> Result<Self> {
         Ok(security::verified_principal(req)?)
     }
+}
+
+/// The guard of a handler whose endpoint `#[secure]`/`#[public]` generate:
+/// one future type for every handler, so a handler adds only one call.
+/// Generated code only.
+#[doc(hidden)]
+pub struct GuardCheck<'a>(GuardStep<'a>);
+
+impl Future for GuardCheck<'_> {
+    type Output = Result<()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll_step(cx)
+    }
+}
+
+/// Runs `policy` for `req` (see [`GuardCheck`]). Generated code only.
+#[doc(hidden)]
+pub fn guard_check<'a>(req: &'a Request, policy: &'static crate::Policy) -> GuardCheck<'a> {
+    GuardCheck(security::guard(req, policy))
 }

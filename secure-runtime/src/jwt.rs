@@ -468,36 +468,53 @@ impl JwtVerifier {
     /// Verifies a token: the key is chosen by `kid` (or the only key), and only
     /// that key's algorithm is accepted.
     pub(crate) async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        let cfg = &self.0.config;
-        // Fast path: one static key and no key source — no separate header parse.
-        if cfg.source.is_none() && cfg.keys.len() == 1 {
-            if let Some(k) = cfg.keys.first() {
-                if k.kid.is_none() {
-                    return Ok(self.decode(token, k.alg, &k.key)?);
-                }
-            }
+        if let Some(done) = self.verify_now(token) {
+            return done;
         }
+        // Only a key source is left: look the `kid` up (may fetch).
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        let kid = header.kid.as_deref();
-        if let Some(k) = cfg
-            .keys
-            .iter()
-            .find(|k| kid.is_some() && k.kid.as_deref() == kid)
-        {
-            return Ok(self.decode(token, k.alg, &k.key)?);
-        }
-        if let [k] = cfg.keys.as_slice() {
-            if kid.is_none() {
-                return Ok(self.decode(token, k.alg, &k.key)?);
-            }
-        }
-        match (&cfg.source, kid) {
+        match (&self.0.config.source, header.kid.as_deref()) {
             (Some(source), Some(kid)) => match source.key(kid).await {
                 Ok(Some((alg, key))) => Ok(self.decode(token, alg, &key)?),
                 Ok(None) => Err(TokenError::UnknownKey.into()),
                 Err(KeySourceDown) => Err(VerifyError::SourceDown),
             },
             _ => Err(TokenError::UnknownKey.into()),
+        }
+    }
+
+    /// [`verify`](Self::verify) with the static keys, without I/O; `None`
+    /// when the token names a key only the key source can answer.
+    pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, VerifyError>> {
+        let cfg = &self.0.config;
+        // Fast path: one static key and no key source — no separate header parse.
+        if cfg.source.is_none() && cfg.keys.len() == 1 {
+            if let Some(k) = cfg.keys.first() {
+                if k.kid.is_none() {
+                    return Some(self.decode(token, k.alg, &k.key).map_err(Into::into));
+                }
+            }
+        }
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(h) => h,
+            Err(_) => return Some(Err(TokenError::Malformed.into())),
+        };
+        let kid = header.kid.as_deref();
+        if let Some(k) = cfg
+            .keys
+            .iter()
+            .find(|k| kid.is_some() && k.kid.as_deref() == kid)
+        {
+            return Some(self.decode(token, k.alg, &k.key).map_err(Into::into));
+        }
+        if let [k] = cfg.keys.as_slice() {
+            if kid.is_none() {
+                return Some(self.decode(token, k.alg, &k.key).map_err(Into::into));
+            }
+        }
+        match (&cfg.source, kid) {
+            (Some(_), Some(_)) => None,
+            _ => Some(Err(TokenError::UnknownKey.into())),
         }
     }
 

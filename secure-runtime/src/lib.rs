@@ -46,7 +46,7 @@ pub use catalogue::{is_scope_token, Catalogue, ScopeDecl};
 pub use client_ip::{ForwardedHeader, TrustedProxies};
 pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
 pub use error::{problem, AuthRejection, Denied};
-pub use guard::Guard;
+pub use guard::{guard_check, Guard, GuardCheck};
 pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};
 #[cfg(feature = "jwks")]
 pub use jwks::JwksClient;

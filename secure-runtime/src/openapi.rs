@@ -1,7 +1,7 @@
 //! poem-openapi glue: the security-scheme parameter, response documentation
 //! for 401/403/429, and the checked service builder.
 
-use std::marker::PhantomData;
+use std::{future::Future, marker::PhantomData};
 
 use poem::{Request, RequestBody, Response, Result};
 use poem_openapi::{
@@ -13,7 +13,10 @@ use poem_openapi::{
     OpenApiService,
 };
 
-use crate::{security, AuthRejection, Catalogue, Protected, Requirement};
+use crate::{
+    guard::{Admitted, GuardFuture},
+    security, AuthRejection, Catalogue, Protected, Requirement,
+};
 
 /// Name of the OAuth2 password-flow scheme (used with a catalogue that has a
 /// `token_url`).
@@ -103,6 +106,10 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiScopes<R> {
     }
 }
 
+impl<R> Admitted for OaiGuard<R> {
+    const ADMITTED: Self = OaiGuard(PhantomData);
+}
+
 impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
@@ -172,13 +179,12 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
         out
     }
 
-    async fn from_request(
+    fn from_request(
         request: &'a Request,
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> Result<Self> {
-        security::guard(request, R::POLICY).await?;
-        Ok(OaiGuard(PhantomData))
+    ) -> impl Future<Output = Result<Self>> + Send {
+        GuardFuture::new(security::guard(request, R::POLICY))
     }
 }
 

@@ -4,6 +4,7 @@ use std::{
     fmt,
     net::IpAddr,
     sync::{Arc, OnceLock},
+    task::{Context, Poll},
 };
 
 use poem::{
@@ -13,12 +14,14 @@ use poem::{
 
 use crate::{
     client_ip::{parse_networks, ForwardedHeader, TrustedProxies},
-    credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, RevocationList},
+    credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList},
     error::{AuthRejection, RejectionKind},
     jwt::{AccessClaims, JwtConfig, JwtVerifier, TokenError, VerifyError},
     policy::{AuthKinds, Policy, RateKey},
     principal::{CredentialKind, Principal},
-    rate::{MemoryRateLimiter, PartitionKey, RateLimiter, RateQuery, RateSettings, RateSlot},
+    rate::{
+        Enforced, MemoryRateLimiter, PartitionKey, RateLimiter, RateQuery, RateSettings, RateSlot,
+    },
 };
 
 /// The audit target of poem-secure's `tracing` events.
@@ -410,31 +413,91 @@ impl Security {
         policy: &'static Policy,
         req: &Request,
     ) -> Result<Option<Principal>, AuthRejection> {
-        let principal = self.authenticate(policy, req).await?;
-        let Some(p) = principal else {
-            if policy.public {
-                self.rate_limit(policy, req, None).await?;
-                return Ok(None);
+        match self.progress_now(policy, req) {
+            Progress::Done(result) => result,
+            pending => self.resume(policy, req, pending).await,
+        }
+    }
+
+    /// Takes the decision as far as it goes without I/O. The common
+    /// configurations (static JWT keys, in-memory limiter and revocations, no
+    /// custom check) end in [`Progress::Done`]; anything else stops before the
+    /// first step that needs a store, with nothing of that step done, and
+    /// [`resume`](Self::resume) goes on from there.
+    fn progress_now(&self, policy: &'static Policy, req: &Request) -> Progress {
+        let (authz, api_key) = match presented(policy, &self.0.api_key_header, req) {
+            Ok(found) => found,
+            Err(e) => return Progress::Done(Err(e)),
+        };
+        if api_key.is_some() {
+            return Progress::Start;
+        }
+        let p = match authz {
+            None => None,
+            Some(Presented::Basic(_)) => return Progress::Start,
+            Some(Presented::Bearer(token)) => match self.bearer_now(policy, token) {
+                None => return Progress::Start,
+                Some(Err(e)) => return Progress::Done(Err(e)),
+                Some(Ok(p)) => match self.revoked_now(policy, &p) {
+                    None => return Progress::Verified(p),
+                    Some(Err(e)) => return Progress::Done(Err(e)),
+                    Some(Ok(())) => Some(p),
+                },
+            },
+        };
+        let Some(p) = p else {
+            if let Err(e) = unauthenticated(policy) {
+                return Progress::Done(Err(e));
             }
-            audit_refused(policy, "no credentials");
-            return Err(AuthRejection::missing(policy.auth));
+            return match self.rate_limit_now(policy, req, None) {
+                Some(done) => Progress::Done(done.map(|()| None)),
+                None => Progress::Authenticated(None),
+            };
+        };
+        match self.rate_limit_now(policy, req, Some(&p)) {
+            None => return Progress::Authenticated(Some(p)),
+            Some(Err(e)) => return Progress::Done(Err(e)),
+            Some(Ok(())) => {}
+        }
+        if let Err(e) = grants(policy, &p) {
+            return Progress::Done(Err(e));
+        }
+        if policy.check.is_some() {
+            return Progress::Admitted(p);
+        }
+        Progress::Done(Ok(Some(p)))
+    }
+
+    /// The rest of [`progress_now`](Self::progress_now)'s decision, with I/O.
+    async fn resume(
+        &self,
+        policy: &'static Policy,
+        req: &Request,
+        progress: Progress,
+    ) -> Result<Option<Principal>, AuthRejection> {
+        let p = match progress {
+            Progress::Done(result) => return result,
+            Progress::Start => self.authenticate(policy, req).await?,
+            Progress::Verified(p) => Some(self.check_revoked(policy, p).await?),
+            Progress::Authenticated(p) => p,
+            Progress::Admitted(p) => return self.custom_check(policy, req, p).await,
+        };
+        let Some(p) = p else {
+            unauthenticated(policy)?;
+            self.rate_limit(policy, req, None).await?;
+            return Ok(None);
         };
         self.rate_limit(policy, req, Some(&p)).await?;
-        if !policy.scopes.iter().all(|s| p.has_scope(s)) {
-            tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
-                subject = p.subject(), reason = "missing scope");
-            return Err(AuthRejection::insufficient_scope(policy.scopes));
-        }
-        if !policy.roles.satisfied_by(p.roles()) {
-            tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
-                subject = p.subject(), reason = "missing role");
-            return Err(AuthRejection::new(RejectionKind::Forbidden));
-        }
-        if !policy.permissions.iter().all(|s| p.has_permission(s)) {
-            tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
-                subject = p.subject(), reason = "missing permission");
-            return Err(AuthRejection::new(RejectionKind::Forbidden));
-        }
+        grants(policy, &p)?;
+        self.custom_check(policy, req, p).await
+    }
+
+    async fn custom_check(
+        &self,
+        policy: &'static Policy,
+        req: &Request,
+        p: Principal,
+    ) -> Result<Option<Principal>, AuthRejection> {
         if let Some(check) = policy.check {
             if let Err(d) = check(&p, req).await {
                 tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
@@ -453,28 +516,7 @@ impl Security {
         policy: &'static Policy,
         req: &Request,
     ) -> Result<Option<Principal>, AuthRejection> {
-        let kinds = policy.auth;
-        let authz = single_header(req, &header::AUTHORIZATION)?.and_then(|v| {
-            let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
-            let rest = rest.trim_matches(' ');
-            if rest.is_empty() {
-                None
-            } else if scheme.eq_ignore_ascii_case("bearer") && kinds.accepts_bearer() {
-                Some(Presented::Bearer(rest))
-            } else if scheme.eq_ignore_ascii_case("basic") && kinds.accepts_basic() {
-                Some(Presented::Basic(rest))
-            } else {
-                None
-            }
-        });
-        let api_key = if kinds.accepts_api_key() {
-            single_header(req, &self.0.api_key_header)?
-                .map(|v| v.trim_matches(' '))
-                .filter(|v| !v.is_empty())
-        } else {
-            None
-        };
-
+        let (authz, api_key) = presented(policy, &self.0.api_key_header, req)?;
         let mut found: Option<Principal> = None;
         if let Some(presented) = authz {
             found = Some(match presented {
@@ -503,38 +545,60 @@ impl Security {
         policy: &'static Policy,
         token: &str,
     ) -> Result<Principal, AuthRejection> {
-        let Some(jwt) = &self.0.jwt else {
-            return Err(misconfigured(
-                policy,
-                "auth = bearer but no JWT verifier is configured",
-            ));
+        let p = match self.bearer_now(policy, token) {
+            Some(done) => done?,
+            None => match &self.0.jwt {
+                Some(jwt) => bearer_result(policy, jwt.verify(token).await)?,
+                None => return Err(no_jwt(policy)),
+            },
         };
-        let invalid = |e: TokenError| {
-            tracing::info!(target: AUDIT_TARGET, event = "token_refused", route = policy.id, reason = %e);
-            AuthRejection::invalid(CredentialKind::Bearer, policy.auth)
-        };
-        let p = match jwt.verify(token).await {
-            Ok(p) => p,
-            Err(VerifyError::Token(e)) => return Err(invalid(e)),
-            Err(VerifyError::SourceDown) => {
-                return Err(refused(
-                    policy,
-                    CredentialKind::Bearer,
-                    CredentialError::Unavailable,
-                ))
-            }
-        };
-        if let Some(list) = &self.0.revocations {
-            let Some(jti) = p.token_id() else {
-                return Err(invalid(TokenError::Malformed));
-            };
-            match list.is_revoked(jti).await {
-                Ok(false) => {}
-                Ok(true) => return Err(invalid(TokenError::Revoked)),
-                Err(e) => return Err(refused(policy, CredentialKind::Bearer, e)),
-            }
+        match self.revoked_now(policy, &p) {
+            Some(done) => done.map(|()| p),
+            None => self.check_revoked(policy, p).await,
         }
-        Ok(p)
+    }
+
+    /// Verifies a bearer token with the static keys; `None` when the key
+    /// source must be asked.
+    fn bearer_now(
+        &self,
+        policy: &'static Policy,
+        token: &str,
+    ) -> Option<Result<Principal, AuthRejection>> {
+        let Some(jwt) = &self.0.jwt else {
+            return Some(Err(no_jwt(policy)));
+        };
+        Some(bearer_result(policy, jwt.verify_now(token)?))
+    }
+
+    /// The revocation check of a verified token, when the list answers
+    /// without I/O (or there is no list); `None`: ask it with
+    /// [`check_revoked`](Self::check_revoked).
+    fn revoked_now(
+        &self,
+        policy: &'static Policy,
+        p: &Principal,
+    ) -> Option<Result<(), AuthRejection>> {
+        let list = self.0.revocations.as_ref()?;
+        let Some(jti) = p.token_id() else {
+            return Some(Err(token_refused(policy, TokenError::Malformed)));
+        };
+        list.is_revoked_now(jti)
+            .map(|answer| revocation_result(policy, answer))
+    }
+
+    async fn check_revoked(
+        &self,
+        policy: &'static Policy,
+        p: Principal,
+    ) -> Result<Principal, AuthRejection> {
+        let Some(list) = &self.0.revocations else {
+            return Ok(p);
+        };
+        let Some(jti) = p.token_id() else {
+            return Err(token_refused(policy, TokenError::Malformed));
+        };
+        revocation_result(policy, list.is_revoked(jti).await).map(|()| p)
     }
 
     async fn verify_basic(
@@ -585,10 +649,152 @@ impl Security {
         };
         let name = policy.rate_group.unwrap_or("default");
         let done = self.0.rate.enforce(&q, name, policy.id).await?;
-        if let (Some(status), Some(slot)) = (done.status, req.extensions().get::<RateSlot>()) {
-            let _ = slot.0.set(status);
-        }
+        note_rate_status(req, done);
         Ok(())
+    }
+
+    /// [`rate_limit`](Self::rate_limit) when the limiter decides without
+    /// I/O; `None`, with nothing counted, otherwise.
+    fn rate_limit_now(
+        &self,
+        policy: &'static Policy,
+        req: &Request,
+        p: Option<&Principal>,
+    ) -> Option<Result<(), AuthRejection>> {
+        let Some(rate) = policy.rate else {
+            return Some(Ok(()));
+        };
+        let ip = self.client_ip(req);
+        let mut custom = String::new();
+        let q = RateQuery {
+            bucket: policy.rate_bucket(),
+            key: rate_key(policy, req, p, ip, &mut custom),
+            rate,
+            ip,
+        };
+        let name = policy.rate_group.unwrap_or("default");
+        Some(
+            self.0
+                .rate
+                .enforce_now(&q, name, policy.id)?
+                .map(|done| note_rate_status(req, done)),
+        )
+    }
+}
+
+/// How far [`Security::progress_now`] got without I/O.
+enum Progress {
+    /// Decided.
+    Done(Result<Option<Principal>, AuthRejection>),
+    /// Nothing done: a credential needs a store (API key, Basic, key source).
+    Start,
+    /// The token is verified; its revocation list needs I/O.
+    Verified(Principal),
+    /// Authenticated (or anonymous on a public route); the limiter needs I/O.
+    Authenticated(Option<Principal>),
+    /// Admitted by the limiter and the grants; the custom check is left.
+    Admitted(Principal),
+}
+
+/// The credentials `policy` accepts, borrowed from the request headers:
+/// the `Authorization` header and the API key header.
+fn presented<'r>(
+    policy: &Policy,
+    api_key_header: &HeaderName,
+    req: &'r Request,
+) -> Result<(Option<Presented<'r>>, Option<&'r str>), AuthRejection> {
+    let kinds = policy.auth;
+    let authz = single_header(req, &header::AUTHORIZATION)?.and_then(|v| {
+        let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+        let rest = rest.trim_matches(' ');
+        if rest.is_empty() {
+            None
+        } else if scheme.eq_ignore_ascii_case("bearer") && kinds.accepts_bearer() {
+            Some(Presented::Bearer(rest))
+        } else if scheme.eq_ignore_ascii_case("basic") && kinds.accepts_basic() {
+            Some(Presented::Basic(rest))
+        } else {
+            None
+        }
+    });
+    let api_key = if kinds.accepts_api_key() {
+        single_header(req, api_key_header)?
+            .map(|v| v.trim_matches(' '))
+            .filter(|v| !v.is_empty())
+    } else {
+        None
+    };
+    Ok((authz, api_key))
+}
+
+/// A request without credentials: allowed through on a public route only.
+fn unauthenticated(policy: &Policy) -> Result<(), AuthRejection> {
+    if policy.public {
+        return Ok(());
+    }
+    audit_refused(policy, "no credentials");
+    Err(AuthRejection::missing(policy.auth))
+}
+
+/// Scopes, roles and permissions.
+fn grants(policy: &Policy, p: &Principal) -> Result<(), AuthRejection> {
+    if !policy.scopes.iter().all(|s| p.has_scope(s)) {
+        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
+            subject = p.subject(), reason = "missing scope");
+        return Err(AuthRejection::insufficient_scope(policy.scopes));
+    }
+    if !policy.roles.satisfied_by(p.roles()) {
+        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
+            subject = p.subject(), reason = "missing role");
+        return Err(AuthRejection::new(RejectionKind::Forbidden));
+    }
+    if !policy.permissions.iter().all(|s| p.has_permission(s)) {
+        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
+            subject = p.subject(), reason = "missing permission");
+        return Err(AuthRejection::new(RejectionKind::Forbidden));
+    }
+    Ok(())
+}
+
+fn no_jwt(policy: &Policy) -> AuthRejection {
+    misconfigured(policy, "auth = bearer but no JWT verifier is configured")
+}
+
+fn token_refused(policy: &Policy, e: TokenError) -> AuthRejection {
+    tracing::info!(target: AUDIT_TARGET, event = "token_refused", route = policy.id, reason = %e);
+    AuthRejection::invalid(CredentialKind::Bearer, policy.auth)
+}
+
+fn bearer_result(
+    policy: &Policy,
+    verified: Result<Principal, VerifyError>,
+) -> Result<Principal, AuthRejection> {
+    match verified {
+        Ok(p) => Ok(p),
+        Err(VerifyError::Token(e)) => Err(token_refused(policy, e)),
+        Err(VerifyError::SourceDown) => Err(refused(
+            policy,
+            CredentialKind::Bearer,
+            CredentialError::Unavailable,
+        )),
+    }
+}
+
+fn revocation_result(
+    policy: &Policy,
+    answer: Result<bool, CredentialError>,
+) -> Result<(), AuthRejection> {
+    match answer {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(token_refused(policy, TokenError::Revoked)),
+        Err(e) => Err(refused(policy, CredentialKind::Bearer, e)),
+    }
+}
+
+/// Leaves a limited route's status for the `RateLimit` response headers.
+fn note_rate_status(req: &Request, done: Enforced) {
+    if let (Some(status), Some(slot)) = (done.status, req.extensions().get::<RateSlot>()) {
+        let _ = slot.0.set(status);
     }
 }
 
@@ -713,9 +919,48 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
     }
 }
 
+/// A guard's progress: decided, or waiting on I/O. The same type for every
+/// handler, polled by one function compiled here, so that each handler adds
+/// only a call to it.
+pub(crate) enum GuardStep<'a> {
+    /// Decided without I/O (the common case: no allocation, no future);
+    /// `Some` holds the refusal.
+    Done(Option<AuthRejection>),
+    /// A store, key source or custom check must be awaited.
+    Pending(BoxFuture<'a, Result<(), AuthRejection>>),
+    /// The answer was given.
+    Finished,
+}
+
+impl GuardStep<'_> {
+    #[inline(never)]
+    pub(crate) fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<PoemResult<()>> {
+        let result = match self {
+            GuardStep::Done(refusal) => refusal.take().map_or(Ok(()), Err),
+            GuardStep::Pending(io) => match io.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(result) => result,
+            },
+            // Polled again after its answer: a caller bug, refused (never a
+            // second admission, never a panic).
+            GuardStep::Finished => Err(AuthRejection::new(RejectionKind::Misconfigured)),
+        };
+        *self = GuardStep::Finished;
+        Poll::Ready(result.map_err(Into::into))
+    }
+}
+
 /// Runs `policy` for a request and records the principal for the handler's
 /// extractors. Called by the generated guards.
-pub(crate) async fn guard(req: &Request, policy: &'static Policy) -> Result<(), AuthRejection> {
+///
+/// A plain function, not an `async fn`, and never inlined: the state
+/// machines of an `async fn` are compiled again into every crate that awaits
+/// them, so an awaited guard would compile the whole verification into the
+/// user's crate (the compile-time benchmark in `BENCHMARKS.md` measured it).
+/// Here the user's crate sees a function call and, on the I/O path only, a
+/// boxed future.
+#[inline(never)]
+pub(crate) fn guard<'a>(req: &'a Request, policy: &'static Policy) -> GuardStep<'a> {
     let (Some(security), Some(state)) = (
         req.extensions().get::<Security>(),
         req.extensions().get::<RequestAuth>(),
@@ -726,13 +971,30 @@ pub(crate) async fn guard(req: &Request, policy: &'static Policy) -> Result<(), 
             route = policy.id,
             "poem-secure: no Security is installed on this app (add `.with(security)`); refusing the request"
         );
-        return Err(AuthRejection::new(RejectionKind::NotInstalled));
+        return GuardStep::Done(Some(AuthRejection::new(RejectionKind::NotInstalled)));
     };
-    if let Some(p) = security.authorize(policy, req).await? {
-        // Only the one guard of the handler writes the slot.
-        let _ = state.principal.set(p);
+    match security.progress_now(policy, req) {
+        Progress::Done(Ok(p)) => {
+            state.record(p);
+            GuardStep::Done(None)
+        }
+        Progress::Done(Err(e)) => GuardStep::Done(Some(e)),
+        pending => GuardStep::Pending(Box::pin(async move {
+            let p = security.resume(policy, req, pending).await?;
+            state.record(p);
+            Ok(())
+        })),
     }
-    Ok(())
+}
+
+impl RequestAuth {
+    /// Keeps the guard's principal for the handler's extractors. Only the one
+    /// guard of the handler writes the slot.
+    fn record(&self, p: Option<Principal>) {
+        if let Some(p) = p {
+            let _ = self.principal.set(p);
+        }
+    }
 }
 
 /// Reads the principal the guard verified.

@@ -98,6 +98,14 @@ pub trait SessionStore: Send + Sync + 'static {
         &'a self,
         jti: &'a str,
     ) -> BoxFuture<'a, Result<bool, CredentialError>>;
+
+    /// The same as [`is_access_revoked`](Self::is_access_revoked) for stores
+    /// that answer without I/O, so that the guard decides without a boxed
+    /// future; `None` (the default): use `is_access_revoked`.
+    fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
+        let _ = jti;
+        None
+    }
 }
 
 /// The denylist side of a [`SessionStore`], to install with
@@ -114,6 +122,9 @@ impl Revocations {
 impl RevocationList for Revocations {
     fn is_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
         self.0.is_access_revoked(jti)
+    }
+    fn is_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
+        self.0.is_access_revoked_now(jti)
     }
 }
 
@@ -284,9 +295,15 @@ impl SessionStore for MemorySessionStore {
         &'a self,
         jti: &'a str,
     ) -> BoxFuture<'a, Result<bool, CredentialError>> {
+        let revoked = self.is_access_revoked_now(jti);
+        Box::pin(async move { revoked.unwrap_or(Ok(true)) })
+    }
+
+    fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
         let now = now_secs();
-        let revoked = self.with(|s| s.denied.get(jti).is_some_and(|exp| *exp > now));
-        Box::pin(async move { Ok(revoked) })
+        Some(Ok(
+            self.with(|s| s.denied.get(jti).is_some_and(|exp| *exp > now))
+        ))
     }
 }
 

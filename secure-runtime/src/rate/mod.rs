@@ -511,16 +511,38 @@ impl RateSettings {
         policy: &'static str,
         route: &str,
     ) -> Result<Enforced, AuthRejection> {
+        if let Some(done) = self.enforce_now(q, policy, route) {
+            return done;
+        }
+        let result = self.limiter.check(q).await;
+        self.decide(q, result, policy, route)
+    }
+
+    /// [`enforce`](Self::enforce) without I/O; `None`, with nothing
+    /// recorded, when the limiter needs I/O.
+    pub(crate) fn enforce_now(
+        &self,
+        q: &RateQuery<'_>,
+        policy: &'static str,
+        route: &str,
+    ) -> Option<Result<Enforced, AuthRejection>> {
         if self.exempt(q) {
-            return Ok(Enforced {
+            return Some(Ok(Enforced {
                 counted: false,
                 status: None,
-            });
+            }));
         }
-        let result = match self.limiter.check_sync(q) {
-            Some(r) => r,
-            None => self.limiter.check(q).await,
-        };
+        let result = self.limiter.check_sync(q)?;
+        Some(self.decide(q, result, policy, route))
+    }
+
+    fn decide(
+        &self,
+        q: &RateQuery<'_>,
+        result: Result<RateOutcome, LimiterUnavailable>,
+        policy: &'static str,
+        route: &str,
+    ) -> Result<Enforced, AuthRejection> {
         match result {
             Ok(d) => {
                 let status = RateStatus::new(policy, q.rate, &d);
