@@ -47,11 +47,13 @@ pub use secure_runtime::*;
 /// Items used by generated code. Not public API: no stability guarantee.
 #[doc(hidden)]
 pub mod __private {
-    pub use poem::{error::IntoResult, IntoResponse, Request, Response, Result as PoemResult};
+    pub use poem::{
+        self, error::IntoResult, IntoResponse, Request, Response, Result as PoemResult,
+    };
     pub use secure_runtime::{
-        check_future,
+        check_future, guard_check,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
-        AuthKinds, CheckFn, CheckFuture, Guard, Policy, Principal, Rate, RateKey, RateKeyFn,
-        Requirement, Roles,
+        AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate, RateKey,
+        RateKeyFn, Requirement, Roles,
     };
 }

@@ -211,23 +211,77 @@ fn protected_impl(krate: &syn::Path, ident: &Ident, generics: &Generics) -> Toke
     quote!(impl #ig #krate::Protected for #ident #tg #wc {})
 }
 
-/// Plain poem: the guard becomes the handler's first parameter (poem extracts
-/// parameters in order), and the handler struct becomes `Protected`.
+/// Plain poem. A non-generic handler under a bare `#[handler]` gets its
+/// endpoint written here, the expansion poem's `#[handler]` would produce
+/// with the guard run first: `guard_check` returns one future type for
+/// every handler, so a handler costs the compiler one call, not a generic
+/// extractor (the compile-time benchmark in `BENCHMARKS.md`). Generic
+/// handlers and `#[handler(...)]` with arguments keep poem's expansion, with
+/// the guard as the first parameter (poem extracts parameters in order).
+/// Either way the guard runs before any other extractor, so no body is read
+/// for a refused caller, and the handler struct becomes `Protected`.
 pub(crate) fn handler(d: &Decl, mut f: ItemFn) -> TokenStream {
     let k = &d.krate;
-    let name = &f.sig.ident;
+    let name = f.sig.ident.clone();
     let req = format_ident!("__secure_{}", name);
     let id = {
         let n = name.to_string();
         quote!(::core::concat!(::core::module_path!(), "::", #n))
     };
     let items = requirement(d, &req, &f.vis, &id);
-    let guard: FnArg = parse_quote!(_: #k::__private::Guard<#req>);
-    f.sig.inputs.insert(0, guard);
-    let protected = protected_impl(k, name, &f.sig.generics);
+    let protected = protected_impl(k, &name, &f.sig.generics);
+    let bare = f
+        .attrs
+        .iter()
+        .position(|a| crate::secure::is_attr(a, "handler") && matches!(a.meta, syn::Meta::Path(_)));
+    let (Some(at), true) = (bare, f.sig.generics.params.is_empty()) else {
+        let guard: FnArg = parse_quote!(_: #k::__private::Guard<#req>);
+        f.sig.inputs.insert(0, guard);
+        return quote! {
+            #items
+            #f
+            #protected
+        };
+    };
+    // The user's `use poem::handler;` must still count as used.
+    let handler_path = f.attrs.remove(at).path().clone();
+    let p = quote!(#k::__private);
+    let poem = quote!(#p::poem);
+    let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc"));
+    let vis = &f.vis;
+    let mut extract = Vec::new();
+    let mut args = Vec::new();
+    for (i, input) in f.sig.inputs.iter().enumerate() {
+        if let FnArg::Typed(pat) = input {
+            let ty = &pat.ty;
+            let arg = format_ident!("p{}", i);
+            extract.push(quote! {
+                let #arg = <#ty as #poem::FromRequest>::from_request(&req, &mut body).await?;
+            });
+            args.push(arg);
+        }
+    }
+    let call_await = f.sig.asyncness.is_some().then(|| quote!(.await));
     quote! {
         #items
-        #f
+        #[allow(unused_imports)]
+        use #handler_path as _;
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #vis struct #name;
+        impl #poem::Endpoint for #name {
+            type Output = #poem::Response;
+            #[allow(unused_mut)]
+            async fn call(&self, mut req: #poem::Request) -> #poem::Result<Self::Output> {
+                let (req, mut body) = req.split();
+                #p::guard_check(&req, <#req as #p::Requirement>::POLICY).await?;
+                #(#extract)*
+                #f
+                let res = #name(#(#args),*)#call_await;
+                let res = #poem::error::IntoResult::into_result(res);
+                ::core::result::Result::map(res, #poem::IntoResponse::into_response)
+            }
+        }
         #protected
     }
 }

@@ -74,8 +74,11 @@ mod secure;
 ///
 /// # What it expands to
 /// A zero-sized `__secure_<name>` type whose `Requirement::POLICY` is a
-/// `const` [`Policy`](../poem_secure/struct.Policy.html), the handler with a
-/// `Guard<__secure_<name>>` as its first parameter, and
+/// `const` [`Policy`](../poem_secure/struct.Policy.html); the handler's
+/// endpoint, as poem's `#[handler]` would write it, with one call that runs
+/// the policy before the first extractor (a generic handler, or
+/// `#[handler(...)]` with arguments, keeps poem's expansion with a
+/// `Guard<__secure_<name>>` as its first parameter); and
 /// `impl Protected for <name>`. The logic lives in `Security::authorize`.
 #[proc_macro_attribute]
 pub fn secure(args: TokenStream, item: TokenStream) -> TokenStream {
