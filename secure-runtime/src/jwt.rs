@@ -651,21 +651,40 @@ struct Names(Vec<String>);
 
 impl<'de> serde::Deserialize<'de> for Names {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Spaced(String),
-            List(Vec<String>),
+        // A visitor rather than an untagged enum: that one buffers the value
+        // and builds (then drops) a type error for every list it meets.
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a space-separated string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Names, E> {
+                Ok(Names(
+                    s.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Names, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(32));
+                while let Some(name) = seq.next_element::<String>()? {
+                    v.push(name);
+                }
+                Ok(Names(v))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Names, E> {
+                Ok(Names(Vec::new()))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Names, E> {
+                Ok(Names(Vec::new()))
+            }
         }
-        Ok(Names(match Option::<Raw>::deserialize(d)? {
-            None => Vec::new(),
-            Some(Raw::Spaced(s)) => s
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Some(Raw::List(v)) => v,
-        }))
+        d.deserialize_any(Visit)
     }
 }
 
@@ -711,4 +730,29 @@ fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principa
         .token(claims.jti, exp)
         .jwt_payload(payload)
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Names;
+
+    fn names(json: &str) -> Result<Vec<String>, serde_json::Error> {
+        serde_json::from_str::<Names>(json).map(|n| n.0)
+    }
+
+    #[test]
+    fn names_read_a_spaced_string_a_list_or_null() {
+        assert_eq!(names(r#""a  b c""#).unwrap(), ["a", "b", "c"]);
+        assert_eq!(names(r#"["a b", "c"]"#).unwrap(), ["a b", "c"]);
+        assert_eq!(names("[]").unwrap(), Vec::<String>::new());
+        assert_eq!(names(r#""""#).unwrap(), Vec::<String>::new());
+        assert_eq!(names("null").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn names_of_any_other_type_fail_the_token() {
+        for bad in ["1", "true", r#"{"a": 1}"#, r#"["a", 1]"#, r#"[["a"]]"#, "[null]"] {
+            assert!(names(bad).is_err(), "{bad} was accepted");
+        }
+    }
 }
