@@ -11,7 +11,8 @@ N=${1:-200}; R=${2:-3}
 ROOT=$(pwd)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-export CARGO_TARGET_DIR="$WORK/target"
+# BENCH_TARGET_DIR: reuse a target dir (dependencies already built) across runs.
+export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$WORK/target}"
 
 gen() { # gen <name> <secure:0|1>
   local dir="$WORK/$1"; mkdir -p "$dir/src"
