@@ -751,7 +751,14 @@ mod tests {
 
     #[test]
     fn names_of_any_other_type_fail_the_token() {
-        for bad in ["1", "true", r#"{"a": 1}"#, r#"["a", 1]"#, r#"[["a"]]"#, "[null]"] {
+        for bad in [
+            "1",
+            "true",
+            r#"{"a": 1}"#,
+            r#"["a", 1]"#,
+            r#"[["a"]]"#,
+            "[null]",
+        ] {
             assert!(names(bad).is_err(), "{bad} was accepted");
         }
     }

@@ -579,7 +579,9 @@ impl Security {
         policy: &'static Policy,
         p: &Principal,
     ) -> Option<Result<(), AuthRejection>> {
-        let list = self.0.revocations.as_ref()?;
+        let Some(list) = &self.0.revocations else {
+            return Some(Ok(()));
+        };
         let Some(jti) = p.token_id() else {
             return Some(Err(token_refused(policy, TokenError::Malformed)));
         };
@@ -1008,4 +1010,146 @@ pub(crate) fn verified_principal(req: &Request) -> Result<Principal, AuthRejecti
         .get()
         .cloned()
         .ok_or_else(|| AuthRejection::missing(AuthKinds::BEARER))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Which configurations the guard decides without I/O (no future, no
+    //! allocation for one) and where the others resume. `tests/guard_paths.rs`
+    //! checks that both paths answer alike.
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        policy::{Rate, Roles},
+        sessions::{MemorySessionStore, Revocations},
+    };
+
+    const fn policy(rate: Option<Rate>) -> Policy {
+        Policy {
+            id: "tests::items",
+            public: false,
+            auth: AuthKinds::BEARER,
+            scopes: &["items"],
+            roles: Roles::None,
+            permissions: &[],
+            rate,
+            rate_key: RateKey::Default,
+            rate_group: None,
+            check: None,
+            catalogue: None,
+        }
+    }
+    static PLAIN: Policy = policy(None);
+    static LIMITED: Policy = policy(Some(Rate {
+        count: 100,
+        period_secs: 60,
+        burst: None,
+    }));
+
+    /// A revocation list with no synchronous answer (as Redis).
+    struct Remote;
+    impl RevocationList for Remote {
+        fn is_revoked<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
+            Box::pin(async { Ok(false) })
+        }
+    }
+
+    /// A limiter with no synchronous answer (as Redis).
+    struct RemoteLimiter(MemoryRateLimiter);
+    impl RateLimiter for RemoteLimiter {
+        fn check<'a>(
+            &'a self,
+            q: &'a RateQuery<'a>,
+        ) -> BoxFuture<'a, Result<crate::RateOutcome, crate::LimiterUnavailable>> {
+            self.0.check(q)
+        }
+        fn refund<'a>(
+            &'a self,
+            q: &'a RateQuery<'a>,
+        ) -> BoxFuture<'a, Result<(), crate::LimiterUnavailable>> {
+            self.0.refund(q)
+        }
+    }
+
+    fn builder() -> SecurityBuilder {
+        Security::builder().jwt(
+            JwtConfig::hs256([7u8; 32])
+                .unwrap()
+                .issuer("t")
+                .audience("a"),
+        )
+    }
+
+    fn request(security: &Security, scopes: &[&str]) -> Request {
+        let t = security
+            .issue_access_token(&AccessToken {
+                subject: "alice",
+                scopes,
+                ..AccessToken::default()
+            })
+            .unwrap();
+        Request::builder()
+            .header("authorization", format!("Bearer {}", t.token))
+            .finish()
+    }
+
+    fn progress(security: &Security, policy: &'static Policy, req: &Request) -> &'static str {
+        match security.progress_now(policy, req) {
+            Progress::Done(Ok(Some(_))) => "admitted",
+            Progress::Done(Ok(None)) => "anonymous",
+            Progress::Done(Err(_)) => "refused",
+            Progress::Start => "start",
+            Progress::Verified(_) => "verified",
+            Progress::Authenticated(_) => "authenticated",
+            Progress::Admitted(_) => "admitted, check left",
+        }
+    }
+
+    #[test]
+    fn in_memory_configurations_decide_without_io() {
+        let store = Arc::new(MemorySessionStore::new());
+        for security in [
+            builder().build().unwrap(),
+            builder()
+                .revocations(Revocations::of(store.clone()))
+                .build()
+                .unwrap(),
+        ] {
+            let ok = request(&security, &["items"]);
+            assert_eq!(progress(&security, &PLAIN, &ok), "admitted");
+            assert_eq!(progress(&security, &LIMITED, &ok), "admitted");
+            let wrong_scope = request(&security, &["other"]);
+            assert_eq!(progress(&security, &PLAIN, &wrong_scope), "refused");
+            let none = Request::builder().finish();
+            assert_eq!(progress(&security, &PLAIN, &none), "refused");
+            let bad = Request::builder()
+                .header("authorization", "Bearer x.y.z")
+                .finish();
+            assert_eq!(progress(&security, &PLAIN, &bad), "refused");
+        }
+    }
+
+    #[test]
+    fn a_store_that_needs_io_is_awaited_from_its_own_step() {
+        let security = builder().revocations(Remote).build().unwrap();
+        let ok = request(&security, &["items"]);
+        assert_eq!(progress(&security, &PLAIN, &ok), "verified");
+
+        let security = builder()
+            .rate_limiter(RemoteLimiter(MemoryRateLimiter::new()))
+            .build()
+            .unwrap();
+        let ok = request(&security, &["items"]);
+        assert_eq!(progress(&security, &PLAIN, &ok), "admitted");
+        assert_eq!(progress(&security, &LIMITED, &ok), "authenticated");
+
+        let with_key = Request::builder().header("x-api-key", "k.s").finish();
+        static KEYED: Policy = Policy {
+            auth: AuthKinds::API_KEY,
+            ..policy(None)
+        };
+        assert_eq!(progress(&security, &KEYED, &with_key), "start");
+    }
 }
