@@ -638,16 +638,9 @@ impl Security {
         req: &Request,
         p: Option<&Principal>,
     ) -> Result<(), AuthRejection> {
-        let Some(rate) = policy.rate else {
-            return Ok(());
-        };
-        let ip = self.client_ip(req);
         let mut custom = String::new();
-        let q = RateQuery {
-            bucket: policy.rate_bucket(),
-            key: rate_key(policy, req, p, ip, &mut custom),
-            rate,
-            ip,
+        let Some(q) = self.rate_query(policy, req, p, &mut custom) else {
+            return Ok(());
         };
         let name = policy.rate_group.unwrap_or("default");
         let done = self.0.rate.enforce(&q, name, policy.id).await?;
@@ -663,16 +656,9 @@ impl Security {
         req: &Request,
         p: Option<&Principal>,
     ) -> Option<Result<(), AuthRejection>> {
-        let Some(rate) = policy.rate else {
-            return Some(Ok(()));
-        };
-        let ip = self.client_ip(req);
         let mut custom = String::new();
-        let q = RateQuery {
-            bucket: policy.rate_bucket(),
-            key: rate_key(policy, req, p, ip, &mut custom),
-            rate,
-            ip,
+        let Some(q) = self.rate_query(policy, req, p, &mut custom) else {
+            return Some(Ok(()));
         };
         let name = policy.rate_group.unwrap_or("default");
         Some(
@@ -681,6 +667,25 @@ impl Security {
                 .enforce_now(&q, name, policy.id)?
                 .map(|done| note_rate_status(req, done)),
         )
+    }
+
+    /// The limiter's query for `policy` (`None`: the route has no rate);
+    /// `custom` holds a custom key function's answer.
+    fn rate_query<'a>(
+        &self,
+        policy: &'static Policy,
+        req: &Request,
+        p: Option<&'a Principal>,
+        custom: &'a mut String,
+    ) -> Option<RateQuery<'a>> {
+        let rate = policy.rate?;
+        let ip = self.client_ip(req);
+        Some(RateQuery {
+            bucket: policy.rate_bucket(),
+            key: rate_key(policy, req, p, ip, custom),
+            rate,
+            ip,
+        })
     }
 }
 
