@@ -184,6 +184,12 @@ impl MemorySessionStore {
     fn with<T>(&self, f: impl FnOnce(&mut MemState) -> T) -> T {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// Whether `jti` is on the denylist and not yet expired.
+    fn denied(&self, jti: &str) -> bool {
+        let now = now_secs();
+        self.with(|s| s.denied.get(jti).is_some_and(|exp| *exp > now))
+    }
 }
 
 impl SessionStore for MemorySessionStore {
@@ -295,15 +301,12 @@ impl SessionStore for MemorySessionStore {
         &'a self,
         jti: &'a str,
     ) -> BoxFuture<'a, Result<bool, CredentialError>> {
-        let revoked = self.is_access_revoked_now(jti);
-        Box::pin(async move { revoked.unwrap_or(Ok(true)) })
+        let revoked = self.denied(jti);
+        Box::pin(async move { Ok(revoked) })
     }
 
     fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
-        let now = now_secs();
-        Some(Ok(
-            self.with(|s| s.denied.get(jti).is_some_and(|exp| *exp > now))
-        ))
+        Some(Ok(self.denied(jti)))
     }
 }
 
