@@ -1329,6 +1329,21 @@ async fn login_attempts_are_limited_per_client_ip() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+    // The RateLimit header fields, as on a limited route's 429: the limit's
+    // quota and window, and nothing left.
+    let field = |name: &str| {
+        resp.0
+            .headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let policy = field("ratelimit-policy");
+    assert!(policy.contains(";q=3;w=60"), "RateLimit-Policy: {policy}");
+    let state = field("ratelimit");
+    assert!(state.contains(";r=0;t="), "RateLimit: {state}");
     let body: Value =
         serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
     assert_eq!(body["status"], 429);

@@ -132,6 +132,12 @@ pub enum TokenResponse {
         Json<Problem>,
         #[oai(header = "Retry-After")] u64,
         #[oai(header = "Cache-Control")] String,
+        /// The limit that refused (draft-ietf-httpapi-ratelimit-headers).
+        #[oai(header = "RateLimit-Policy")]
+        Option<String>,
+        /// The limit's state: no request left, and when it resets.
+        #[oai(header = "RateLimit")]
+        Option<String>,
     ),
     /// The credential stores or password hashing are saturated or unreachable.
     #[oai(status = 503, content_type = "application/problem+json")]
@@ -161,6 +167,9 @@ fn invalid_grant() -> TokenResponse {
 
 /// A refusal of the login limits as a documented token-endpoint answer.
 fn limited(e: &crate::AuthRejection) -> TokenResponse {
+    let status = e.rate_status();
+    let field =
+        |v: Option<poem::http::HeaderValue>| v.and_then(|v| v.to_str().ok().map(str::to_owned));
     match e.retry_after_secs() {
         Some(secs) => TokenResponse::TooMany(
             Json(Problem::new(
@@ -170,6 +179,8 @@ fn limited(e: &crate::AuthRejection) -> TokenResponse {
             )),
             secs,
             NO_STORE.into(),
+            status.and_then(|s| field(s.policy_header())),
+            status.and_then(|s| field(s.limit_header())),
         ),
         None => unavailable(),
     }
