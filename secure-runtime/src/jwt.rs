@@ -465,13 +465,10 @@ impl JwtVerifier {
             .map(|(_, v)| v)
     }
 
-    /// Verifies a token: the key is chosen by `kid` (or the only key), and only
-    /// that key's algorithm is accepted.
-    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
-        if let Some(done) = self.verify_now(token) {
-            return done;
-        }
-        // Only a key source is left: look the `kid` up (may fetch).
+    /// Verifies a token whose `kid` only the key source knows (the tokens
+    /// [`verify_now`](Self::verify_now) leaves): looks the `kid` up (may
+    /// fetch); only that key's algorithm is accepted.
+    pub(crate) async fn verify_with_source(&self, token: &str) -> Result<Principal, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         match (&self.0.config.source, header.kid.as_deref()) {
             (Some(source), Some(kid)) => match source.key(kid).await {
@@ -483,8 +480,10 @@ impl JwtVerifier {
         }
     }
 
-    /// [`verify`](Self::verify) with the static keys, without I/O; `None`
-    /// when the token names a key only the key source can answer.
+    /// Verifies a token with the static keys, without I/O: the key is chosen
+    /// by `kid` (or the only key), and only that key's algorithm is accepted.
+    /// `None` when the token names a key only the key source can answer
+    /// ([`verify_with_source`](Self::verify_with_source)).
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, VerifyError>> {
         let cfg = &self.0.config;
         // Fast path: one static key and no key source — no separate header parse.

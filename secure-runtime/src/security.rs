@@ -309,6 +309,12 @@ enum Presented<'r> {
     Basic(&'r str),
 }
 
+/// What a request presents: the `Authorization` credential and the API key.
+struct Credentials<'r> {
+    authz: Option<Presented<'r>>,
+    api_key: Option<&'r str>,
+}
+
 impl Security {
     /// Starts a configuration.
     pub fn builder() -> SecurityBuilder {
@@ -424,19 +430,17 @@ impl Security {
     /// custom check) end in [`Progress::Done`]; anything else stops before the
     /// first step that needs a store, with nothing of that step done, and
     /// [`resume`](Self::resume) goes on from there.
-    fn progress_now(&self, policy: &'static Policy, req: &Request) -> Progress {
-        let (authz, api_key) = match presented(policy, &self.0.api_key_header, req) {
+    fn progress_now<'r>(&self, policy: &'static Policy, req: &'r Request) -> Progress<'r> {
+        let creds = match presented(policy, &self.0.api_key_header, req) {
             Ok(found) => found,
             Err(e) => return Progress::Done(Err(e)),
         };
-        if api_key.is_some() {
-            return Progress::Start;
-        }
-        let p = match authz {
+        let p = match creds.authz {
+            _ if creds.api_key.is_some() => return Progress::Start(creds),
             None => None,
-            Some(Presented::Basic(_)) => return Progress::Start,
+            Some(Presented::Basic(_)) => return Progress::Start(creds),
             Some(Presented::Bearer(token)) => match self.bearer_now(policy, token) {
-                None => return Progress::Start,
+                None => return Progress::Start(creds),
                 Some(Err(e)) => return Progress::Done(Err(e)),
                 Some(Ok(p)) => match self.revoked_now(policy, &p) {
                     None => return Progress::Verified(p),
@@ -473,11 +477,11 @@ impl Security {
         &self,
         policy: &'static Policy,
         req: &Request,
-        progress: Progress,
+        progress: Progress<'_>,
     ) -> Result<Option<Principal>, AuthRejection> {
         let p = match progress {
             Progress::Done(result) => return result,
-            Progress::Start => self.authenticate(policy, req).await?,
+            Progress::Start(creds) => self.authenticate(policy, creds).await?,
             Progress::Verified(p) => Some(self.check_revoked(policy, p).await?),
             Progress::Authenticated(p) => p,
             Progress::Admitted(p) => return self.custom_check(policy, req, p).await,
@@ -514,17 +518,16 @@ impl Security {
     async fn authenticate(
         &self,
         policy: &'static Policy,
-        req: &Request,
+        creds: Credentials<'_>,
     ) -> Result<Option<Principal>, AuthRejection> {
-        let (authz, api_key) = presented(policy, &self.0.api_key_header, req)?;
         let mut found: Option<Principal> = None;
-        if let Some(presented) = authz {
+        if let Some(presented) = creds.authz {
             found = Some(match presented {
                 Presented::Bearer(token) => self.verify_bearer(policy, token).await?,
                 Presented::Basic(b64) => self.verify_basic(policy, b64).await?,
             });
         }
-        if let Some(key) = api_key {
+        if let Some(key) = creds.api_key {
             let Some(store) = &self.0.api_keys else {
                 return Err(misconfigured(
                     policy,
@@ -548,7 +551,7 @@ impl Security {
         let p = match self.bearer_now(policy, token) {
             Some(done) => done?,
             None => match &self.0.jwt {
-                Some(jwt) => bearer_result(policy, jwt.verify(token).await)?,
+                Some(jwt) => bearer_result(policy, jwt.verify_with_source(token).await)?,
                 None => return Err(no_jwt(policy)),
             },
         };
@@ -690,11 +693,12 @@ impl Security {
 }
 
 /// How far [`Security::progress_now`] got without I/O.
-enum Progress {
+enum Progress<'r> {
     /// Decided.
     Done(Result<Option<Principal>, AuthRejection>),
-    /// Nothing done: a credential needs a store (API key, Basic, key source).
-    Start,
+    /// Nothing verified: a credential needs a store (API key, Basic, key
+    /// source).
+    Start(Credentials<'r>),
     /// The token is verified; its revocation list needs I/O.
     Verified(Principal),
     /// Authenticated (or anonymous on a public route); the limiter needs I/O.
@@ -709,7 +713,7 @@ fn presented<'r>(
     policy: &Policy,
     api_key_header: &HeaderName,
     req: &'r Request,
-) -> Result<(Option<Presented<'r>>, Option<&'r str>), AuthRejection> {
+) -> Result<Credentials<'r>, AuthRejection> {
     let kinds = policy.auth;
     let authz = single_header(req, &header::AUTHORIZATION)?.and_then(|v| {
         let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
@@ -731,7 +735,7 @@ fn presented<'r>(
     } else {
         None
     };
-    Ok((authz, api_key))
+    Ok(Credentials { authz, api_key })
 }
 
 /// A request without credentials: allowed through on a public route only.
@@ -1105,7 +1109,7 @@ mod tests {
             Progress::Done(Ok(Some(_))) => "admitted",
             Progress::Done(Ok(None)) => "anonymous",
             Progress::Done(Err(_)) => "refused",
-            Progress::Start => "start",
+            Progress::Start(_) => "start",
             Progress::Verified(_) => "verified",
             Progress::Authenticated(_) => "authenticated",
             Progress::Admitted(_) => "admitted, check left",
