@@ -25,7 +25,7 @@ impl<'a, R: Requirement> FromRequest<'a> for Guard<R> {
         req: &'a Request,
         _body: &mut RequestBody,
     ) -> impl Future<Output = Result<Self>> + Send {
-        GuardFuture::new(security::guard(req, R::POLICY))
+        GuardFuture::new(req, R::POLICY)
     }
 }
 
@@ -38,18 +38,19 @@ impl<R> Admitted for Guard<R> {
     const ADMITTED: Self = Guard(PhantomData);
 }
 
-/// The future of a guard extractor. A written-out future rather than an
-/// `async fn`: it is instantiated once per handler, and all it adds there is
-/// one call to the shared, non-generic [`GuardStep::poll_step`].
+/// The future of a guard extractor: [`GuardCheck`], yielding the extractor.
+/// A written-out future rather than an `async fn`: it is instantiated once per
+/// handler that uses it, and all it adds there is one call to the shared
+/// poll.
 pub(crate) struct GuardFuture<'a, T> {
-    step: GuardStep<'a>,
+    check: GuardCheck<'a>,
     _out: PhantomData<fn() -> T>,
 }
 
 impl<'a, T> GuardFuture<'a, T> {
-    pub(crate) fn new(step: GuardStep<'a>) -> Self {
+    pub(crate) fn new(req: &'a Request, policy: &'static crate::Policy) -> Self {
         GuardFuture {
-            step,
+            check: guard_check(req, policy),
             _out: PhantomData,
         }
     }
@@ -58,9 +59,8 @@ impl<'a, T> GuardFuture<'a, T> {
 impl<T: Admitted> Future for GuardFuture<'_, T> {
     type Output = Result<T>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut()
-            .step
-            .poll_step(cx)
+        Pin::new(&mut self.get_mut().check)
+            .poll(cx)
             .map(|r| r.map(|()| T::ADMITTED))
     }
 }

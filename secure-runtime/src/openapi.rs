@@ -15,7 +15,7 @@ use poem_openapi::{
 
 use crate::{
     guard::{Admitted, GuardFuture},
-    security, AuthRejection, Catalogue, Protected, Requirement,
+    AuthRejection, Catalogue, Protected, Requirement,
 };
 
 /// Name of the OAuth2 password-flow scheme (used with a catalogue that has a
@@ -184,7 +184,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> impl Future<Output = Result<Self>> + Send {
-        GuardFuture::new(security::guard(request, R::POLICY))
+        GuardFuture::new(request, R::POLICY)
     }
 }
 

@@ -435,8 +435,10 @@ impl Security {
             Ok(found) => found,
             Err(e) => return Progress::Done(Err(e)),
         };
+        if creds.api_key.is_some() {
+            return Progress::Start(creds);
+        }
         let p = match creds.authz {
-            _ if creds.api_key.is_some() => return Progress::Start(creds),
             None => None,
             Some(Presented::Basic(_)) => return Progress::Start(creds),
             Some(Presented::Bearer(token)) => match self.bearer_now(policy, token) {
@@ -555,10 +557,7 @@ impl Security {
                 None => return Err(no_jwt(policy)),
             },
         };
-        match self.revoked_now(policy, &p) {
-            Some(done) => done.map(|()| p),
-            None => self.check_revoked(policy, p).await,
-        }
+        self.check_revoked(policy, p).await
     }
 
     /// Verifies a bearer token with the static keys; `None` when the key
@@ -592,6 +591,8 @@ impl Security {
             .map(|answer| revocation_result(policy, answer))
     }
 
+    /// The revocation check of a verified token, with I/O when the list
+    /// needs it.
     async fn check_revoked(
         &self,
         policy: &'static Policy,
@@ -603,7 +604,11 @@ impl Security {
         let Some(jti) = p.token_id() else {
             return Err(token_refused(policy, TokenError::Malformed));
         };
-        revocation_result(policy, list.is_revoked(jti).await).map(|()| p)
+        let answer = match list.is_revoked_now(jti) {
+            Some(answer) => answer,
+            None => list.is_revoked(jti).await,
+        };
+        revocation_result(policy, answer).map(|()| p)
     }
 
     async fn verify_basic(
