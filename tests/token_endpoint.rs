@@ -1264,14 +1264,7 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
 #[tokio::test]
 async fn login_attempts_are_limited_per_client_ip() {
     let f = fixture_with(Options {
-        limits: vec![(
-            LoginKey::Ip,
-            Rate {
-                count: 3,
-                period_secs: 60,
-                burst: None,
-            },
-        )],
+        limits: vec![(LoginKey::Ip, Rate::new(3, 60))],
         ..Options::default()
     })
     .await;
@@ -1357,14 +1350,7 @@ async fn login_attempts_are_limited_per_client_ip() {
 #[tokio::test]
 async fn an_ip_and_username_limit_cannot_lock_an_account_out_from_elsewhere() {
     let f = fixture_with(Options {
-        limits: vec![(
-            LoginKey::IpAndUsername,
-            Rate {
-                count: 2,
-                period_secs: 60,
-                burst: None,
-            },
-        )],
+        limits: vec![(LoginKey::IpAndUsername, Rate::new(2, 60))],
         ..Options::default()
     })
     .await;

@@ -55,8 +55,8 @@ pub use password::{
     PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified, MAX_PASSWORD_BYTES,
 };
 pub use policy::{
-    check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement,
-    Roles,
+    check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateError, RateKey, RateKeyFn,
+    Requirement, Roles, RATE_UNITS,
 };
 pub use principal::{CredentialKind, Principal, PrincipalBuilder};
 pub use rate::{

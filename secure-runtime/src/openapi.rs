@@ -44,10 +44,10 @@ pub struct OaiScopes<R>(PhantomData<fn() -> R>);
 
 fn oauth2_flow<R: Requirement>() -> Option<(&'static Catalogue, &'static str)> {
     let policy = R::POLICY;
-    if !policy.auth.accepts_bearer() {
+    if !policy.auth().accepts_bearer() {
         return None;
     }
-    policy.catalogue.and_then(|c| c.token_url.map(|u| (c, u)))
+    policy.catalogue().and_then(|c| c.token_url.map(|u| (c, u)))
 }
 
 impl<'a, R: Requirement> ApiExtractor<'a> for OaiScopes<R> {
@@ -117,7 +117,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
 
     fn register(registry: &mut Registry) {
         let policy = R::POLICY;
-        if policy.auth.accepts_bearer() && oauth2_flow::<R>().is_none() {
+        if policy.auth().accepts_bearer() && oauth2_flow::<R>().is_none() {
             registry.create_security_scheme(
                 BEARER_SCHEME,
                 MetaSecurityScheme {
@@ -132,13 +132,13 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
                 },
             );
         }
-        if policy.auth.accepts_api_key() {
+        if policy.auth().accepts_api_key() {
             registry.create_security_scheme(
                 API_KEY_SCHEME,
                 MetaSecurityScheme {
                     ty: "apiKey",
                     description: Some("An API key issued by the service."),
-                    name: Some(policy.catalogue.map_or("X-API-Key", |c| c.api_key_header)),
+                    name: Some(policy.catalogue().map_or("X-API-Key", |c| c.api_key_header)),
                     key_in: Some("header"),
                     scheme: None,
                     bearer_format: None,
@@ -147,7 +147,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
                 },
             );
         }
-        if policy.auth.accepts_basic() {
+        if policy.auth().accepts_basic() {
             registry.create_security_scheme(
                 BASIC_SCHEME,
                 MetaSecurityScheme {
@@ -165,7 +165,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        let auth = R::POLICY.auth;
+        let auth = R::POLICY.auth();
         let mut out = Vec::with_capacity(3);
         if auth.accepts_bearer() && oauth2_flow::<R>().is_none() {
             out.push(BEARER_SCHEME);
@@ -248,7 +248,7 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
         let policy = R::POLICY;
         let has = |code: u16| meta.responses.iter().any(|r| r.status == Some(code));
         let mut extra = Vec::new();
-        if !policy.public {
+        if !policy.is_public() {
             if !has(401) {
                 extra.push(problem_response(
                     401,
@@ -262,7 +262,7 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
                 ));
             }
         }
-        if policy.rate.is_some() && !has(429) {
+        if policy.rate().is_some() && !has(429) {
             extra.push(problem_response(
                 429,
                 "Rate limit exceeded; see `Retry-After`.",

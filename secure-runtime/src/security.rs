@@ -468,7 +468,7 @@ impl Security {
         if let Err(e) = grants(policy, &p) {
             return Progress::Done(Err(e));
         }
-        if policy.check.is_some() {
+        if policy.check().is_some() {
             return Progress::Admitted(p);
         }
         Progress::Done(Ok(Some(p)))
@@ -504,9 +504,9 @@ impl Security {
         req: &Request,
         p: Principal,
     ) -> Result<Option<Principal>, AuthRejection> {
-        if let Some(check) = policy.check {
+        if let Some(check) = policy.check() {
             if let Err(d) = check(&p, req).await {
-                tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
+                tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
                     subject = p.subject(), reason = d.reason());
                 return Err(AuthRejection::denied(&d));
             }
@@ -650,8 +650,8 @@ impl Security {
         let Some(q) = self.rate_query(policy, req, p, &mut custom) else {
             return Ok(());
         };
-        let name = policy.rate_group.unwrap_or("default");
-        let done = self.0.rate.enforce(&q, name, policy.id).await?;
+        let name = policy.rate_group().unwrap_or("default");
+        let done = self.0.rate.enforce(&q, name, policy.id()).await?;
         note_rate_status(req, done);
         Ok(())
     }
@@ -668,11 +668,11 @@ impl Security {
         let Some(q) = self.rate_query(policy, req, p, &mut custom) else {
             return Some(Ok(()));
         };
-        let name = policy.rate_group.unwrap_or("default");
+        let name = policy.rate_group().unwrap_or("default");
         Some(
             self.0
                 .rate
-                .enforce_now(&q, name, policy.id)?
+                .enforce_now(&q, name, policy.id())?
                 .map(|done| note_rate_status(req, done)),
         )
     }
@@ -686,7 +686,7 @@ impl Security {
         p: Option<&'a Principal>,
         custom: &'a mut String,
     ) -> Option<RateQuery<'a>> {
-        let rate = policy.rate?;
+        let rate = policy.rate()?;
         let ip = self.client_ip(req);
         Some(RateQuery {
             bucket: policy.rate_bucket(),
@@ -719,7 +719,7 @@ fn presented<'r>(
     api_key_header: &HeaderName,
     req: &'r Request,
 ) -> Result<Credentials<'r>, AuthRejection> {
-    let kinds = policy.auth;
+    let kinds = policy.auth();
     let authz = single_header(req, &header::AUTHORIZATION)?.and_then(|v| {
         let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
         let rest = rest.trim_matches(' ');
@@ -745,27 +745,27 @@ fn presented<'r>(
 
 /// A request without credentials: allowed through on a public route only.
 fn unauthenticated(policy: &Policy) -> Result<(), AuthRejection> {
-    if policy.public {
+    if policy.is_public() {
         return Ok(());
     }
     audit_refused(policy, "no credentials");
-    Err(AuthRejection::missing(policy.auth))
+    Err(AuthRejection::missing(policy.auth()))
 }
 
 /// Scopes, roles and permissions.
 fn grants(policy: &Policy, p: &Principal) -> Result<(), AuthRejection> {
-    if !policy.scopes.iter().all(|s| p.has_scope(s)) {
-        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
+    if !policy.scopes().iter().all(|s| p.has_scope(s)) {
+        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
             subject = p.subject(), reason = "missing scope");
-        return Err(AuthRejection::insufficient_scope(policy.scopes));
+        return Err(AuthRejection::insufficient_scope(policy.scopes()));
     }
-    if !policy.roles.satisfied_by(p.roles()) {
-        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
+    if !policy.roles().satisfied_by(p.roles()) {
+        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
             subject = p.subject(), reason = "missing role");
         return Err(AuthRejection::new(RejectionKind::Forbidden));
     }
-    if !policy.permissions.iter().all(|s| p.has_permission(s)) {
-        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id,
+    if !policy.permissions().iter().all(|s| p.has_permission(s)) {
+        tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
             subject = p.subject(), reason = "missing permission");
         return Err(AuthRejection::new(RejectionKind::Forbidden));
     }
@@ -777,8 +777,8 @@ fn no_jwt(policy: &Policy) -> AuthRejection {
 }
 
 fn token_refused(policy: &Policy, e: TokenError) -> AuthRejection {
-    tracing::info!(target: AUDIT_TARGET, event = "token_refused", route = policy.id, reason = %e);
-    AuthRejection::invalid(CredentialKind::Bearer, policy.auth)
+    tracing::info!(target: AUDIT_TARGET, event = "token_refused", route = policy.id(), reason = %e);
+    AuthRejection::invalid(CredentialKind::Bearer, policy.auth())
 }
 
 fn bearer_result(
@@ -835,13 +835,13 @@ fn rate_key<'a>(
     ip: Option<IpAddr>,
     custom: &'a mut String,
 ) -> PartitionKey<'a> {
-    match (policy.rate_key, p) {
+    match (policy.rate_key(), p) {
         (RateKey::Custom(f), p) => {
             *custom = f(req, p);
             PartitionKey::Custom(custom)
         }
         (RateKey::Ip, _) | (_, None) => PartitionKey::Ip(ip),
-        (RateKey::Default, Some(_)) if policy.public => PartitionKey::Ip(ip),
+        (RateKey::Default, Some(_)) if policy.is_public() => PartitionKey::Ip(ip),
         (RateKey::Default | RateKey::User, Some(p)) => PartitionKey::User(p.subject()),
         (RateKey::ApiKey, Some(p)) => PartitionKey::ApiKey(p.key_id().unwrap_or(p.subject())),
         (RateKey::IpUser, Some(p)) => PartitionKey::IpUser(ip, p.subject()),
@@ -868,22 +868,22 @@ fn single_header<'r>(
 }
 
 fn audit_refused(policy: &Policy, reason: &'static str) {
-    tracing::info!(target: AUDIT_TARGET, event = "auth_required", route = policy.id, reason);
+    tracing::info!(target: AUDIT_TARGET, event = "auth_required", route = policy.id(), reason);
 }
 
 fn misconfigured(policy: &Policy, what: &'static str) -> AuthRejection {
-    tracing::error!(target: AUDIT_TARGET, event = "misconfigured", route = policy.id, "{what}");
+    tracing::error!(target: AUDIT_TARGET, event = "misconfigured", route = policy.id(), "{what}");
     AuthRejection::new(RejectionKind::Misconfigured)
 }
 
 fn refused(policy: &Policy, kind: CredentialKind, e: CredentialError) -> AuthRejection {
     match e {
         CredentialError::Invalid => {
-            tracing::info!(target: AUDIT_TARGET, event = "credential_refused", route = policy.id, kind = ?kind);
-            AuthRejection::invalid(kind, policy.auth)
+            tracing::info!(target: AUDIT_TARGET, event = "credential_refused", route = policy.id(), kind = ?kind);
+            AuthRejection::invalid(kind, policy.auth())
         }
         CredentialError::Unavailable => {
-            tracing::error!(target: AUDIT_TARGET, event = "store_unavailable", route = policy.id, kind = ?kind);
+            tracing::error!(target: AUDIT_TARGET, event = "store_unavailable", route = policy.id(), kind = ?kind);
             AuthRejection::unavailable()
         }
     }
@@ -984,7 +984,7 @@ pub(crate) fn guard<'a>(req: &'a Request, policy: &'static Policy) -> GuardStep<
         tracing::error!(
             target: AUDIT_TARGET,
             event = "not_installed",
-            route = policy.id,
+            route = policy.id(),
             "poem-secure: no Security is installed on this app (add `.with(security)`); refusing the request"
         );
         return GuardStep::Done(Some(AuthRejection::new(RejectionKind::NotInstalled)));
@@ -1036,31 +1036,12 @@ mod tests {
 
     use super::*;
     use crate::{
-        policy::{Rate, Roles},
+        policy::Rate,
         sessions::{MemorySessionStore, Revocations},
     };
 
-    const fn policy(rate: Option<Rate>) -> Policy {
-        Policy {
-            id: "tests::items",
-            public: false,
-            auth: AuthKinds::BEARER,
-            scopes: &["items"],
-            roles: Roles::None,
-            permissions: &[],
-            rate,
-            rate_key: RateKey::Default,
-            rate_group: None,
-            check: None,
-            catalogue: None,
-        }
-    }
-    static PLAIN: Policy = policy(None);
-    static LIMITED: Policy = policy(Some(Rate {
-        count: 100,
-        period_secs: 60,
-        burst: None,
-    }));
+    const PLAIN: Policy = Policy::secured("tests::items").with_scopes(&["items"]);
+    static LIMITED: Policy = PLAIN.with_rate(Rate::per_minute(100));
 
     /// A revocation list with no synchronous answer (as Redis).
     struct Remote;
@@ -1160,10 +1141,7 @@ mod tests {
         assert_eq!(progress(&security, &LIMITED, &ok), "authenticated");
 
         let with_key = Request::builder().header("x-api-key", "k.s").finish();
-        static KEYED: Policy = Policy {
-            auth: AuthKinds::API_KEY,
-            ..policy(None)
-        };
+        static KEYED: Policy = PLAIN.with_auth(AuthKinds::API_KEY);
         assert_eq!(progress(&security, &KEYED, &with_key), "start");
     }
 }

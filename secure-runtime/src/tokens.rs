@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::{
     catalogue::{is_scope_token, Catalogue},
     openapi::{OaiGuard, OaiScopes, OperationOutput, Secured},
-    policy::{AuthKinds, Policy, Rate, RateKey, Requirement, Roles},
+    policy::{Policy, Rate, Requirement},
     rate::{LoginAttempt, LoginLimits, PartitionKey, RateQuery},
     secrets::{hash_secret, random_secret},
     security::{AccessToken, Security, AUDIT_TARGET},
@@ -600,18 +600,9 @@ impl AuthCatalogue for NoCatalogue {
 pub struct LogoutRequirement<C>(PhantomData<fn() -> C>);
 
 impl<C: AuthCatalogue> Requirement for LogoutRequirement<C> {
-    const POLICY: &'static Policy = &Policy {
-        id: "poem_secure::auth::logout",
-        public: false,
-        auth: AuthKinds::BEARER,
-        scopes: &[],
-        roles: Roles::None,
-        permissions: &[],
-        rate: None,
-        rate_key: RateKey::Default,
-        rate_group: None,
-        check: None,
-        catalogue: C::CATALOGUE,
+    const POLICY: &'static Policy = &match C::CATALOGUE {
+        Some(c) => Policy::secured("poem_secure::auth::logout").with_catalogue(c),
+        None => Policy::secured("poem_secure::auth::logout"),
     };
     const FORBIDDEN_DOC: &'static str = "Forbidden.";
 }

@@ -23,7 +23,7 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 /// let clock = ManualClock::new();
 /// let limiter = MemoryRateLimiter::new().with_clock(clock.clone());
 /// let q = RateQuery { bucket: "b", key: PartitionKey::User("u"),
-///     rate: Rate { count: 1, period_secs: 10, burst: None }, ip: None };
+///     rate: Rate::new(1, 10), ip: None };
 /// assert!(limiter.check_now(&q).allowed);
 /// let refused = limiter.check_now(&q);
 /// assert_eq!(refused.retry_after(), Some(Duration::from_secs(10)));

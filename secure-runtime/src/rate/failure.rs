@@ -24,7 +24,7 @@ use crate::{error::AuthRejection, Rate, Security};
 /// use secure_runtime::{FailureLimit, PartitionKey, Rate, Security};
 ///
 /// const BAD_TOKENS: FailureLimit =
-///     FailureLimit::new("bad_tokens", Rate { count: 3, period_secs: 60, burst: None });
+///     FailureLimit::new("bad_tokens", Rate::new(3, 60));
 /// let security = Security::builder().build().unwrap();
 /// let ip = Some("192.0.2.1".parse().unwrap());
 ///
@@ -173,7 +173,7 @@ impl FailureAttempt {
 /// use secure_runtime::{LoginLimits, Rate, Security};
 ///
 /// const LOGIN: LoginLimits = LoginLimits::new()
-///     .per_ip_and_username(Some(Rate { count: 3, period_secs: 900, burst: None }));
+///     .per_ip_and_username(Some(Rate::new(3, 900)));
 /// let security = Security::builder().build().unwrap();
 /// let ip = Some("192.0.2.1".parse().unwrap());
 ///
@@ -213,16 +213,8 @@ impl LoginLimits {
     /// The defaults described above.
     pub const fn new() -> LoginLimits {
         LoginLimits {
-            per_ip: Some(Rate {
-                count: 50,
-                period_secs: 300,
-                burst: None,
-            }),
-            per_ip_username: Some(Rate {
-                count: 5,
-                period_secs: 300,
-                burst: None,
-            }),
+            per_ip: Some(Rate::new(50, 300)),
+            per_ip_username: Some(Rate::new(5, 300)),
             per_username: None,
         }
     }
@@ -352,14 +344,7 @@ mod tests {
     #[tokio::test]
     async fn successes_never_count_and_failures_do() {
         let sec = Security::builder().build().unwrap();
-        let lim = FailureLimit::new(
-            "f",
-            Rate {
-                count: 2,
-                period_secs: 3600,
-                burst: None,
-            },
-        );
+        let lim = FailureLimit::new("f", Rate::new(2, 3600));
         let k = PartitionKey::User("u");
         for _ in 0..100 {
             lim.guard(&sec, k, None).await.unwrap().succeeded().await;
@@ -376,14 +361,7 @@ mod tests {
             .rate_limiter(MemoryRateLimiter::new())
             .build()
             .unwrap();
-        let lim = FailureLimit::new(
-            "f",
-            Rate {
-                count: 5,
-                period_secs: 3600,
-                burst: None,
-            },
-        );
+        let lim = FailureLimit::new("f", Rate::new(5, 3600));
         // All guards first (the attempts are in flight), then all fail.
         let mut admitted = Vec::new();
         for _ in 0..50 {
@@ -398,14 +376,7 @@ mod tests {
     #[tokio::test]
     async fn record_failure_counts_without_a_guard() {
         let sec = Security::builder().build().unwrap();
-        let lim = FailureLimit::new(
-            "f",
-            Rate {
-                count: 1,
-                period_secs: 3600,
-                burst: None,
-            },
-        );
+        let lim = FailureLimit::new("f", Rate::new(1, 3600));
         lim.record_failure(&sec, PartitionKey::Ip(ip("192.0.2.9")), None)
             .await;
         assert!(lim
@@ -417,18 +388,10 @@ mod tests {
     #[tokio::test]
     async fn login_refusal_gives_back_the_other_reservations() {
         let sec = Security::builder().build().unwrap();
-        let one = Rate {
-            count: 1,
-            period_secs: 3600,
-            burst: None,
-        };
+        let one = Rate::new(1, 3600);
         let login = LoginLimits::new()
             .per_ip_and_username(Some(one))
-            .per_ip(Some(Rate {
-                count: 2,
-                period_secs: 3600,
-                burst: None,
-            }));
+            .per_ip(Some(Rate::new(2, 3600)));
         login
             .guard_ip(&sec, ip("192.0.2.1"), "alice")
             .await
@@ -464,11 +427,7 @@ mod tests {
     #[tokio::test]
     async fn opt_in_username_limit_locks_out_from_everywhere() {
         let sec = Security::builder().build().unwrap();
-        let login = LoginLimits::new().per_username_allowing_lockout(Rate {
-            count: 2,
-            period_secs: 3600,
-            burst: None,
-        });
+        let login = LoginLimits::new().per_username_allowing_lockout(Rate::new(2, 3600));
         login
             .guard_ip(&sec, ip("192.0.2.1"), "alice")
             .await

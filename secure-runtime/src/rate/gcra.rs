@@ -44,13 +44,13 @@ impl Gcra {
     /// `None` for a rate that admits nothing (`count` or `period_secs` zero,
     /// which the macros never produce): such a limit refuses every request.
     pub(crate) fn new(rate: Rate, ticks_per_sec: u64) -> Option<Gcra> {
-        if rate.count == 0 || rate.period_secs == 0 {
+        if rate.count() == 0 || rate.period_secs() == 0 {
             return None;
         }
         let max_ticks = MAX_SECS * ticks_per_sec;
-        let period = u64::from(rate.period_secs).saturating_mul(ticks_per_sec);
+        let period = u64::from(rate.period_secs()).saturating_mul(ticks_per_sec);
         // Rounded up: never admit faster than declared.
-        let interval = period.div_ceil(u64::from(rate.count)).clamp(1, max_ticks);
+        let interval = period.div_ceil(u64::from(rate.count())).clamp(1, max_ticks);
         let burst = u64::from(rate.burst().max(1));
         let tolerance = interval.saturating_mul(burst - 1).min(max_ticks);
         Some(Gcra {
@@ -115,7 +115,7 @@ pub(crate) fn refuse_all(rate: Rate) -> crate::RateOutcome {
     crate::RateOutcome {
         allowed: false,
         remaining: 0,
-        reset_after: Duration::from_secs(u64::from(rate.period_secs.max(1))),
+        reset_after: Duration::from_secs(u64::from(rate.period_secs().max(1))),
     }
 }
 
@@ -127,10 +127,10 @@ mod tests {
     const NS: u64 = 1_000_000_000;
 
     fn rate(count: u32, period_secs: u32, burst: Option<u32>) -> Rate {
-        Rate {
-            count,
-            period_secs,
-            burst,
+        let r = Rate::new(count, period_secs);
+        match burst {
+            Some(b) => r.with_burst(b),
+            None => r,
         }
     }
 

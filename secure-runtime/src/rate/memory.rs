@@ -74,7 +74,7 @@ const MAX_SHARDS: usize = 64;
 /// let q = |ip: &str| RateQuery {
 ///     bucket: "h",
 ///     key: PartitionKey::Ip(Some(ip.parse().unwrap())),
-///     rate: Rate { count: 2, period_secs: 60, burst: None },
+///     rate: Rate::new(2, 60),
 ///     ip: None,
 /// };
 /// assert!(lim.check_now(&q("192.0.2.1")).allowed);
@@ -147,7 +147,7 @@ impl MemoryRateLimiter {
     /// ```
     /// use secure_runtime::{MemoryRateLimiter, PartitionKey, Rate, RateQuery};
     /// let lim = MemoryRateLimiter::with_max_keys(1000);
-    /// let rate = Rate { count: 1, period_secs: 3600, burst: None };
+    /// let rate = Rate::new(1, 3600);
     /// for i in 0..10_000 {
     ///     let user = i.to_string();
     ///     let q = RateQuery { bucket: "b", key: PartitionKey::User(&user), rate, ip: None };
@@ -364,11 +364,7 @@ mod tests {
     use crate::rate::PartitionKey;
 
     fn rate(count: u32, period_secs: u32) -> Rate {
-        Rate {
-            count,
-            period_secs,
-            burst: None,
-        }
+        Rate::new(count, period_secs)
     }
 
     fn q<'a>(bucket: &'a str, user: &'a str, rate: Rate) -> RateQuery<'a> {
@@ -417,11 +413,7 @@ mod tests {
         // The default clock trails real time by up to a millisecond; a
         // refusal is re-decided with the exact time, so its wait is exact.
         let lim = MemoryRateLimiter::new();
-        let r = Rate {
-            count: 20,
-            period_secs: 1,
-            burst: Some(1),
-        };
+        let r = Rate::new(20, 1).with_burst(1);
         for _ in 0..20 {
             assert!(lim.check_now(&q("b", "u", r)).allowed);
             let d = lim.check_now(&q("b", "u", r));
@@ -496,11 +488,7 @@ mod tests {
     #[test]
     fn exact_under_concurrency() {
         let lim = Arc::new(MemoryRateLimiter::new());
-        let r = Rate {
-            count: 1,
-            period_secs: 3600,
-            burst: Some(1000),
-        };
+        let r = Rate::new(1, 3600).with_burst(1000);
         let admitted = AtomicU64::new(0);
         std::thread::scope(|s| {
             for _ in 0..8 {

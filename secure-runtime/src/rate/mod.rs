@@ -210,7 +210,7 @@ impl OwnedPartitionKey {
 /// let q = RateQuery {
 ///     bucket: "app::login",
 ///     key: PartitionKey::User("alice"),
-///     rate: Rate { count: 5, period_secs: 60, burst: None },
+///     rate: Rate::new(5, 60),
 ///     ip: None,
 /// };
 /// assert_eq!(q.rate.burst(), 5);
@@ -381,7 +381,7 @@ impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
 /// use std::time::Duration;
 /// use secure_runtime::{Rate, RateOutcome, RateStatus};
 /// let d = RateOutcome { allowed: true, remaining: 4, reset_after: Duration::from_millis(11_200) };
-/// let s = RateStatus::new("default", Rate { count: 5, period_secs: 60, burst: None }, &d);
+/// let s = RateStatus::new("default", Rate::new(5, 60), &d);
 /// assert_eq!(s.policy_header().unwrap(), "\"default\";q=5;w=60");
 /// assert_eq!(s.limit_header().unwrap(), "\"default\";r=4;t=12");
 /// ```
@@ -405,8 +405,8 @@ impl RateStatus {
     pub fn new(policy: &'static str, rate: Rate, decision: &RateOutcome) -> RateStatus {
         RateStatus {
             policy: policy_name(policy),
-            quota: rate.count,
-            window_secs: rate.period_secs,
+            quota: rate.count(),
+            window_secs: rate.period_secs(),
             remaining: decision.remaining,
             reset_secs: ceil_secs(decision.reset_after),
         }
@@ -731,11 +731,7 @@ mod tests {
         let q = RateQuery {
             bucket: "logged",
             key: PartitionKey::User("u"),
-            rate: Rate {
-                count: 1,
-                period_secs: 60,
-                burst: None,
-            },
+            rate: Rate::new(1, 60),
             ip: None,
         };
         assert!(block_on(settings.enforce(&q, "default", "r")).is_ok());
@@ -797,11 +793,7 @@ mod tests {
         let q = RateQuery {
             bucket: "b",
             key: PartitionKey::Ip(None),
-            rate: Rate {
-                count: 1,
-                period_secs: 1,
-                burst: None,
-            },
+            rate: Rate::new(1, 1),
             ip: None,
         };
         let log = Capture::default();
@@ -886,11 +878,7 @@ mod tests {
         let q = |key, ip: Option<&str>| RateQuery {
             bucket: "b",
             key,
-            rate: Rate {
-                count: 1,
-                period_secs: 60,
-                burst: None,
-            },
+            rate: Rate::new(1, 60),
             ip: ip.map(|i| i.parse().unwrap()),
         };
         assert!(s.exempt(&q(PartitionKey::User("svc-monitor"), None)));

@@ -377,11 +377,7 @@ mod tests {
         let q = RateQuery {
             bucket: "b",
             key: PartitionKey::User("alice"),
-            rate: Rate {
-                count: 1,
-                period_secs: 1,
-                burst: None,
-            },
+            rate: Rate::new(1, 1),
             ip: None,
         };
         let k = lim.key_of(&q);
@@ -414,11 +410,7 @@ mod tests {
         let q = RateQuery {
             bucket: "b",
             key: PartitionKey::User("u"),
-            rate: Rate {
-                count: 1,
-                period_secs: 1,
-                burst: None,
-            },
+            rate: Rate::new(1, 1),
             ip: None,
         };
         let r = tokio::time::timeout(Duration::from_secs(5), lim.check(&q)).await;
@@ -435,11 +427,7 @@ mod tests {
         let q = RateQuery {
             bucket: "b",
             key: PartitionKey::User("u"),
-            rate: Rate {
-                count: 1,
-                period_secs: 1,
-                burst: None,
-            },
+            rate: Rate::new(1, 1),
             ip: None,
         };
         let log = crate::rate::capture::Capture::default();
