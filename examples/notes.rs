@@ -381,7 +381,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens = TokenService::new(
         security.clone(),
         Authenticator::new(users.clone(), PasswordHasher::new()),
-        sessions,
     )?
     .refresh_ttl_secs(env_secs("REFRESH_TOKEN_TTL_SECS", 1_209_600)?)
     // The seeded accounts are shared by many clients: the login limit is

@@ -151,12 +151,8 @@ fn token_app() -> &'static (Security, App) {
             scopes: vec!["me".into()],
             disabled: false,
         }]);
-        let tokens = TokenService::new(
-            security.clone(),
-            Authenticator::new(users, hasher),
-            sessions,
-        )
-        .unwrap();
+        let tokens =
+            TokenService::new(security.clone(), Authenticator::new(users, hasher)).unwrap();
         let app = Route::new()
             .nest("/", service(tokens.api::<NoCatalogue>(), "t", "1"))
             .at("/guarded", get(guarded))

@@ -10,7 +10,7 @@ use std::{
 use ipnet::IpNet;
 use poem::http::{header::FORWARDED, HeaderMap, HeaderName};
 
-use crate::security::ConfigError;
+use crate::model::config::ConfigError;
 
 /// The forwarding header that the trusted proxies write.
 ///

@@ -14,8 +14,7 @@ use poem_openapi::{
 };
 
 use crate::{
-    guard::{Admitted, GuardFuture},
-    AuthRejection, Catalogue, Protected, Requirement,
+    web::guard::Admitted, web::guard::GuardFuture, AuthRejection, Catalogue, Protected, Requirement,
 };
 
 /// Name of the OAuth2 password-flow scheme (used with a catalogue that has a

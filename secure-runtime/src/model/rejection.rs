@@ -2,13 +2,9 @@
 
 use std::{borrow::Cow, fmt};
 
-use poem::{
-    error::ResponseError,
-    http::{header, HeaderValue, StatusCode},
-    Response,
-};
+use http::StatusCode;
 
-use crate::{policy::AuthKinds, principal::CredentialKind};
+use crate::model::{policy::AuthKinds, principal::CredentialKind};
 
 /// What a `check` rule returns to refuse a caller.
 ///
@@ -85,8 +81,17 @@ pub struct AuthRejection {
     kind: RejectionKind,
 }
 
+/// Why a request was refused, so that a custom error body can tell the
+/// cases apart (see [`AuthRejection::kind`]).
+///
+/// ```
+/// use secure_runtime::{AuthRejection, RejectionKind};
+/// let r = AuthRejection::insufficient_scope(&["notes:write"]);
+/// assert!(matches!(r.kind(), RejectionKind::InsufficientScope(s) if *s == ["notes:write"]));
+/// ```
 #[derive(Debug, Clone)]
-pub(crate) enum RejectionKind {
+#[non_exhaustive]
+pub enum RejectionKind {
     /// `Security` is not installed on the app (500).
     NotInstalled,
     /// A policy needs something the installed `Security` lacks (500).
@@ -107,12 +112,18 @@ pub(crate) enum RejectionKind {
     Denied(StatusCode),
     /// 429, with the `RateLimit` header fields when known.
     RateLimited {
+        /// Seconds until the next admission (`Retry-After`).
         retry_after_secs: u64,
-        status: Option<crate::rate::RateStatus>,
+        /// The `RateLimit` header fields, when the limiter reported them.
+        status: Option<crate::model::rate::RateStatus>,
     },
 }
 
 impl AuthRejection {
+    /// What kind of refusal this is, for custom error bodies.
+    pub fn kind(&self) -> &RejectionKind {
+        &self.kind
+    }
     pub(crate) fn new(kind: RejectionKind) -> Self {
         AuthRejection { kind }
     }
@@ -139,7 +150,7 @@ impl AuthRejection {
     /// `RateLimit` header fields of `status`.
     pub(crate) fn rate_limited_with(
         retry_after_secs: u64,
-        status: crate::rate::RateStatus,
+        status: crate::model::rate::RateStatus,
     ) -> Self {
         Self::new(RejectionKind::RateLimited {
             retry_after_secs,
@@ -166,7 +177,7 @@ impl AuthRejection {
     /// For a rate-limit refusal, what its `RateLimit-Policy` / `RateLimit`
     /// header fields report (to carry them onto a response built by hand;
     /// [`RateStatus::apply`](crate::RateStatus::apply) sets them).
-    pub fn rate_status(&self) -> Option<crate::rate::RateStatus> {
+    pub fn rate_status(&self) -> Option<crate::model::rate::RateStatus> {
         match &self.kind {
             RejectionKind::RateLimited { status, .. } => *status,
             _ => None,
@@ -188,7 +199,7 @@ impl AuthRejection {
         }
     }
 
-    fn detail(&self) -> &'static str {
+    pub(crate) fn detail(&self) -> &'static str {
         match &self.kind {
             RejectionKind::NotInstalled | RejectionKind::Misconfigured => {
                 "The server could not process the request."
@@ -215,89 +226,3 @@ impl fmt::Display for AuthRejection {
 }
 
 impl std::error::Error for AuthRejection {}
-
-/// Renders an RFC 9457 problem response.
-pub fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    Response::builder()
-        .status(status)
-        .content_type("application/problem+json")
-        .body(body.to_string())
-}
-
-fn challenges(kinds: AuthKinds, bearer_error: Option<&str>) -> Vec<HeaderValue> {
-    let mut out = Vec::new();
-    if kinds.accepts_bearer() {
-        let v = match bearer_error {
-            Some(e) => format!("Bearer error=\"{e}\""),
-            None => "Bearer".to_owned(),
-        };
-        out.extend(HeaderValue::from_str(&v).ok());
-    }
-    if kinds.accepts_basic() {
-        out.push(HeaderValue::from_static(
-            "Basic realm=\"api\", charset=\"UTF-8\"",
-        ));
-    }
-    if kinds.accepts_api_key() {
-        out.push(HeaderValue::from_static("ApiKey"));
-    }
-    out
-}
-
-impl ResponseError for AuthRejection {
-    fn status(&self) -> StatusCode {
-        AuthRejection::status(self)
-    }
-
-    fn as_response(&self) -> Response {
-        let mut resp = problem(self.status(), self.detail());
-        let headers = resp.headers_mut();
-        match &self.kind {
-            RejectionKind::Missing(kinds) => {
-                for v in challenges(*kinds, None) {
-                    headers.append(header::WWW_AUTHENTICATE, v);
-                }
-            }
-            RejectionKind::Invalid(kind, kinds) => {
-                let err = (*kind == CredentialKind::Bearer).then_some("invalid_token");
-                for v in challenges(*kinds, err) {
-                    headers.append(header::WWW_AUTHENTICATE, v);
-                }
-            }
-            RejectionKind::BadRequest => {
-                headers.append(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_request\""),
-                );
-            }
-            RejectionKind::InsufficientScope(scopes) => {
-                // Scope tokens are printable ASCII without `"` or `\` (checked at
-                // compile time), so the value is always a valid header.
-                let v = format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
-                    scopes.join(" ")
-                );
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    headers.append(header::WWW_AUTHENTICATE, v);
-                }
-            }
-            RejectionKind::RateLimited {
-                retry_after_secs,
-                status,
-            } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-                if let Some(status) = status {
-                    status.apply(headers);
-                }
-            }
-            _ => {}
-        }
-        resp
-    }
-}

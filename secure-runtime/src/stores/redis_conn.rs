@@ -1,7 +1,7 @@
 //! What the Redis-backed credential stores share: connecting, and bounding
 //! every call by a timeout that turns into "unavailable" (fail closed).
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use redis::aio::ConnectionManager;
 
@@ -9,11 +9,14 @@ use crate::{ConfigError, CredentialError, AUDIT_TARGET};
 
 /// Connects to `url` (5 s at most), with automatic reconnection.
 pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, ConfigError> {
-    let client = redis::Client::open(url).map_err(|_| ConfigError::new("invalid REDIS_URL"))?;
+    let client = redis::Client::open(url)
+        .map_err(|e| ConfigError::store("REDIS_URL", "not a valid Redis URL", Some(Arc::new(e))))?;
+    // The URL may hold a password: name the server by host and port only.
+    let target = client.get_connection_info().addr().to_string();
     tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
         .await
-        .map_err(|_| ConfigError::new("Redis did not answer within 5 s"))?
-        .map_err(|_| ConfigError::new("cannot connect to Redis"))
+        .map_err(|_| ConfigError::store(target.clone(), "did not answer within 5 s", None))?
+        .map_err(|e| ConfigError::store(target, "cannot connect", Some(Arc::new(e))))
 }
 
 /// Runs one Redis call within `timeout`; an error or a timeout is logged once

@@ -13,10 +13,8 @@ use jsonwebtoken::{
 };
 
 use crate::{
-    credentials::BoxFuture,
-    jwt::{KeySource, KeySourceDown},
-    security::AUDIT_TARGET,
-    ConfigError,
+    model::answer::BoxFuture, model::audit::AUDIT_TARGET, verify::jwt::KeySource,
+    verify::jwt::KeySourceDown, ConfigError,
 };
 
 /// Fetches and caches an identity provider's JWKS document.

@@ -12,11 +12,11 @@ use std::{
 };
 
 use super::{
-    fingerprint,
     gcra::{refuse_all, Gcra},
-    Clock, LimiterUnavailable, ManualClock, RateLimiter, RateOutcome, RateQuery,
+    Clock, ManualClock,
 };
-use crate::{credentials::BoxFuture, Rate};
+use crate::model::rate::{fingerprint, LimiterUnavailable, RateLimiter, RateOutcome, RateQuery};
+use crate::{model::answer::BoxFuture, Rate};
 
 const NANOS: u64 = 1_000_000_000;
 const MAX_SHARDS: usize = 64;
@@ -361,7 +361,7 @@ mod tests {
     use std::{sync::Arc, time::Duration};
 
     use super::*;
-    use crate::rate::PartitionKey;
+    use crate::model::rate::PartitionKey;
 
     fn rate(count: u32, period_secs: u32) -> Rate {
         Rate::new(count, period_secs)

@@ -13,38 +13,34 @@ use poem::{
 };
 
 use crate::{
-    client_ip::{parse_networks, ForwardedHeader, TrustedProxies},
-    credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList},
-    error::{AuthRejection, RejectionKind},
-    jwt::{AccessClaims, JwtConfig, JwtVerifier, TokenError, VerifyError},
-    policy::{AuthKinds, Policy, RateKey},
-    principal::{CredentialKind, Principal},
-    rate::{
-        Enforced, MemoryRateLimiter, PartitionKey, RateLimiter, RateQuery, RateSettings, RateSlot,
-    },
+    decision::rate::Enforced,
+    decision::rate::RateSettings,
+    decision::rate::RateSlot,
+    model::answer::BoxFuture,
+    model::audit::AUDIT_TARGET,
+    model::config::ConfigError,
+    model::policy::{AuthKinds, Policy, RateKey},
+    model::principal::CredentialKind,
+    model::principal::Principal,
+    model::rate::PartitionKey,
+    model::rate::RateLimiter,
+    model::rate::RateQuery,
+    model::rejection::AuthRejection,
+    model::rejection::RejectionKind,
+    stores::rate::MemoryRateLimiter,
+    verify::credentials::ApiKeyVerifier,
+    verify::credentials::BasicVerifier,
+    verify::credentials::CredentialError,
+    verify::credentials::RevocationList,
+    verify::jwt::AccessClaims,
+    verify::jwt::JwtConfig,
+    verify::jwt::JwtVerifier,
+    verify::jwt::TokenError,
+    verify::jwt::VerifyError,
+    web::client_ip::parse_networks,
+    web::client_ip::ForwardedHeader,
+    web::client_ip::TrustedProxies,
 };
-
-/// The audit target of poem-secure's `tracing` events.
-pub const AUDIT_TARGET: &str = "poem_secure::audit";
-
-/// A configuration mistake found while building [`Security`] (at startup, so
-/// that a misconfigured service never starts serving).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    pub(crate) fn new(msg: impl Into<String>) -> Self {
-        ConfigError(msg.into())
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "poem-secure configuration: {}", self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// The security configuration of an app: verifiers, stores and the rate
 /// limiter. Install it once with `.with(security)`; every `#[secure]` and
@@ -77,6 +73,7 @@ struct Inner {
     rate: RateSettings,
     client_ip: TrustedProxies,
     api_key_header: HeaderName,
+    extensions: poem::http::Extensions,
 }
 
 impl fmt::Debug for Security {
@@ -106,6 +103,8 @@ pub struct SecurityBuilder {
     rate_dry_run: bool,
     rate_headers: bool,
     api_key_header: Option<String>,
+    /// What upper layers (the issuer) attach to the configuration.
+    pub(crate) extensions: poem::http::Extensions,
 }
 
 impl SecurityBuilder {
@@ -129,11 +128,6 @@ impl SecurityBuilder {
     pub fn revocations(mut self, v: impl RevocationList) -> Self {
         self.revocations = Some(Arc::new(v));
         self
-    }
-    /// The session store of the token service, installed as the access-token
-    /// revocation list (logout takes effect at once).
-    pub fn sessions(self, store: std::sync::Arc<dyn crate::SessionStore>) -> Self {
-        self.revocations(crate::Revocations::of(store))
     }
     /// The rate limiter; defaults to the in-memory [`MemoryRateLimiter`].
     /// Use `RedisRateLimiter` (feature `redis`) when several instances must
@@ -254,6 +248,7 @@ impl SecurityBuilder {
             rate,
             client_ip,
             api_key_header,
+            extensions: self.extensions,
         })))
     }
 }
@@ -346,7 +341,7 @@ impl Security {
         let Some(jwt) = &self.0.jwt else {
             return Err(ConfigError::new("no JWT configuration"));
         };
-        let jti = crate::secrets::random_secret(16)
+        let jti = crate::model::secrets::random_secret(16)
             .ok_or_else(|| ConfigError::new("the OS random source failed"))?;
         let ttl = jwt.access_ttl_secs();
         let claims = AccessClaims {
@@ -364,7 +359,7 @@ impl Security {
             Some(Ok(token)) => Ok(IssuedToken {
                 token,
                 expires_in: ttl,
-                expires_at: crate::jwt::now_secs() + ttl,
+                expires_at: crate::verify::jwt::now_secs() + ttl,
                 jti,
             }),
             Some(Err(e)) => Err(e),
@@ -382,6 +377,13 @@ impl Security {
                 serde_json::to_value(j.jwks()).unwrap_or_else(|_| serde_json::json!({ "keys": [] }))
             },
         )
+    }
+
+    /// What upper layers attached to the configuration (see
+    /// [`SecurityBuilder::extensions`]).
+    #[cfg_attr(not(feature = "issuer"), allow(dead_code))]
+    pub(crate) fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.0.extensions.get::<T>()
     }
 
     /// Whether a revocation list (`jti` denylist) is installed.
@@ -1036,8 +1038,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        policy::Rate,
-        sessions::{MemorySessionStore, Revocations},
+        issuer::sessions::MemorySessionStore, issuer::sessions::Revocations, model::policy::Rate,
     };
 
     const PLAIN: Policy = Policy::secured("tests::items").with_scopes(&["items"]);

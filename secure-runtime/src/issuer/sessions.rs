@@ -10,8 +10,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    credentials::{BoxFuture, CredentialError, RevocationList},
-    jwt::now_secs,
+    model::answer::BoxFuture, verify::credentials::CredentialError,
+    verify::credentials::RevocationList, verify::jwt::now_secs, web::security::SecurityBuilder,
 };
 
 /// The session a refresh-token family stands for: what a refresh re-issues.
@@ -105,6 +105,29 @@ pub trait SessionStore: Send + Sync + 'static {
     fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
         let _ = jti;
         None
+    }
+}
+
+/// The session store given to [`SecurityBuilder::sessions`]: the token
+/// service finds it there, so it is given once.
+#[derive(Clone)]
+pub(crate) struct InstalledSessions(pub(crate) Arc<dyn SessionStore>);
+
+impl SecurityBuilder {
+    /// The session store of the token service: installed as the access-token
+    /// revocation list (logout takes effect at once), and found there by
+    /// [`TokenService::new`](crate::tokens::TokenService::new), so it is
+    /// given once.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use secure_runtime::{MemorySessionStore, Security};
+    /// let security = Security::builder().sessions(Arc::new(MemorySessionStore::new())).build().unwrap();
+    /// assert!(security.has_revocations());
+    /// ```
+    pub fn sessions(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.extensions.insert(InstalledSessions(store.clone()));
+        self.revocations(Revocations::of(store))
     }
 }
 
@@ -320,7 +343,7 @@ mod redis_store {
     use redis::{aio::ConnectionManager, Script};
 
     use super::{Peek, Rotation, Session, SessionStore};
-    use crate::credentials::{BoxFuture, CredentialError};
+    use crate::{verify::credentials::CredentialError, BoxFuture};
 
     /// Rotation in one atomic step: returns `{1, session}` when rotated, `{2}`
     /// on reuse (the family is revoked), `{0}` when invalid.
@@ -356,7 +379,7 @@ return {1, redis.call('HGET', fk, 'session')}
         /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`); keys are
         /// prefixed with `prefix` (e.g. `"notes:"`).
         pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let conn = crate::redis_store::connect(url).await?;
+            let conn = crate::stores::redis_conn::connect(url).await?;
             Ok(RedisSessionStore {
                 conn,
                 prefix: prefix.to_owned(),
@@ -375,7 +398,7 @@ return {1, redis.call('HGET', fk, 'session')}
             &self,
             f: impl std::future::Future<Output = redis::RedisResult<T>>,
         ) -> Result<T, CredentialError> {
-            crate::redis_store::bounded(self.timeout, "redis-sessions", f).await
+            crate::stores::redis_conn::bounded(self.timeout, "redis-sessions", f).await
         }
     }
 
@@ -493,7 +516,7 @@ return redis.call('HGET', fk, 'session')",
             Box::pin(async move {
                 // Clamped: Redis refuses absurd expiries, and no access token lives a year.
                 let ttl = exp
-                    .saturating_sub(crate::jwt::now_secs())
+                    .saturating_sub(crate::verify::jwt::now_secs())
                     .clamp(1, 366 * 24 * 3600);
                 let mut conn = self.conn.clone();
                 let key = format!("{}jti:{}", self.prefix, jti);

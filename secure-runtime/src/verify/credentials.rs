@@ -1,13 +1,7 @@
 //! Extension points for credential kinds other than JWT bearer tokens, and for
 //! token revocation. Stores (in memory, Redis) implement these traits.
 
-use std::{future::Future, pin::Pin};
-
-use crate::Principal;
-
-/// A boxed, `Send` future, the return type of the store traits (they are used
-/// as trait objects).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::{BoxFuture, Principal};
 
 /// Why a presented credential did not authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::{fmt, future::Future, pin::Pin};
 
 use poem::Request;
 
-use crate::{catalogue::Catalogue, Denied, Principal};
+use crate::{model::catalogue::Catalogue, Denied, Principal};
 
 /// A future returned by a `check` function, boxed so that a policy can store it.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Denied>> + Send + 'a>>;

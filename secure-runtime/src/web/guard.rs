@@ -9,10 +9,7 @@ use std::{
 
 use poem::{FromRequest, Request, RequestBody, Result};
 
-use crate::{
-    security::{self, GuardStep},
-    Principal, Requirement,
-};
+use crate::{web::security, web::security::GuardStep, Principal, Requirement};
 
 /// The guard `#[secure]`/`#[public]` inject as the first parameter of a
 /// generic poem handler (other handlers call [`guard_check`] from the

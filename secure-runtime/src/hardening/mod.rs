@@ -21,7 +21,9 @@ use poem::{
 use tokio::io::{AsyncRead, ReadBuf};
 use tracing::Instrument;
 
-use crate::{error::problem, security::client_ip, AuthRejection, ConfigError, AUDIT_TARGET};
+use crate::{
+    web::response::problem, web::security::client_ip, AuthRejection, ConfigError, AUDIT_TARGET,
+};
 
 /// The request id of the current request (from a valid `X-Request-Id`, else
 /// generated); echoed in the response and carried by every log event of the
@@ -531,7 +533,7 @@ impl Endpoint for HardeningEndpoint {
             .headers()
             .get(&REQUEST_ID)
             .and_then(valid_request_id)
-            .or_else(|| crate::secrets::random_secret(12))
+            .or_else(|| crate::model::secrets::random_secret(12))
             .unwrap_or_else(|| "unavailable".to_owned());
         req.extensions_mut().insert(RequestId(request_id.clone()));
         let ip = client_ip(&req).map(|ip| ip.to_string()).unwrap_or_default();

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use poem::Request;
 
-use super::{OwnedPartitionKey, PartitionKey, RateQuery};
-use crate::{error::AuthRejection, Rate, Security};
+use crate::model::rate::{OwnedPartitionKey, PartitionKey, RateQuery};
+use crate::{model::rejection::AuthRejection, Rate, Security};
 
 /// A limit that counts only failed attempts — failed logins, refused tokens —
 /// so that honest traffic is never throttled by it.

@@ -18,9 +18,10 @@ use sha2::{Digest, Sha256};
 
 use super::{
     gcra::{refuse_all, Gcra},
-    LimiterUnavailable, ManualClock, RateLimiter, RateOutcome, RateQuery,
+    ManualClock,
 };
-use crate::{credentials::BoxFuture, security::ConfigError};
+use crate::model::rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery};
+use crate::{model::answer::BoxFuture, model::config::ConfigError};
 
 const MICROS: u64 = 1_000_000;
 
@@ -366,7 +367,7 @@ impl RateLimiter for RedisRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{rate::PartitionKey, Rate};
+    use crate::{model::rate::PartitionKey, Rate};
 
     #[test]
     fn keys_are_namespaced_digests() {
@@ -430,7 +431,7 @@ mod tests {
             rate: Rate::new(1, 1),
             ip: None,
         };
-        let log = crate::rate::capture::Capture::default();
+        let log = crate::model::rate::capture::Capture::default();
         let r = log.run(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

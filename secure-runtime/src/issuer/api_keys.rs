@@ -10,11 +10,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    credentials::{ApiKeyVerifier, BoxFuture, CredentialError},
-    jwt::now_secs,
-    principal::{CredentialKind, Principal},
-    secrets::{hash_secret, hashes_equal, random_secret},
-    security::AUDIT_TARGET,
+    model::answer::BoxFuture, model::audit::AUDIT_TARGET, model::principal::CredentialKind,
+    model::principal::Principal, model::secrets::hash_secret, model::secrets::hashes_equal,
+    model::secrets::random_secret, verify::credentials::ApiKeyVerifier,
+    verify::credentials::CredentialError, verify::jwt::now_secs,
 };
 
 /// An API key as stored: everything but the secret, of which only a hash is
@@ -232,7 +231,7 @@ mod redis_store {
     use redis::aio::ConnectionManager;
 
     use super::{ApiKeyStore, StoredApiKey};
-    use crate::credentials::{BoxFuture, CredentialError};
+    use crate::{verify::credentials::CredentialError, BoxFuture};
 
     /// An [`ApiKeyStore`] in Redis, shared by every instance of a service.
     #[derive(Clone)]
@@ -245,7 +244,7 @@ mod redis_store {
     impl RedisApiKeyStore {
         /// Connects to `url`; keys are prefixed with `prefix`.
         pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let conn = crate::redis_store::connect(url).await?;
+            let conn = crate::stores::redis_conn::connect(url).await?;
             Ok(RedisApiKeyStore {
                 conn,
                 prefix: prefix.to_owned(),
@@ -257,7 +256,7 @@ mod redis_store {
             &self,
             f: impl std::future::Future<Output = redis::RedisResult<T>>,
         ) -> Result<T, CredentialError> {
-            crate::redis_store::bounded(self.timeout, "redis-api-keys", f).await
+            crate::stores::redis_conn::bounded(self.timeout, "redis-api-keys", f).await
         }
 
         fn key(&self, id: &str) -> String {

@@ -15,8 +15,7 @@ use jsonwebtoken::{
 use serde_json::{Map, Value};
 
 use crate::{
-    credentials::BoxFuture,
-    principal::{CredentialKind, Principal},
+    model::answer::BoxFuture, model::principal::CredentialKind, model::principal::Principal,
     ConfigError,
 };
 

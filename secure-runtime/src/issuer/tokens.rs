@@ -11,14 +11,30 @@ use poem_openapi::{
 use serde::Deserialize;
 
 use crate::{
-    catalogue::{is_scope_token, Catalogue},
-    openapi::{OaiGuard, OaiScopes, OperationOutput, Secured},
-    policy::{Policy, Rate, Requirement},
-    rate::{LoginAttempt, LoginLimits, PartitionKey, RateQuery},
-    secrets::{hash_secret, random_secret},
-    security::{AccessToken, Security, AUDIT_TARGET},
-    sessions::{Peek, Rotation, Session, SessionStore},
-    users::{Authenticator, LoginError, UserRecord},
+    issuer::sessions::InstalledSessions,
+    issuer::sessions::Peek,
+    issuer::sessions::Rotation,
+    issuer::sessions::Session,
+    issuer::sessions::SessionStore,
+    issuer::users::Authenticator,
+    issuer::users::LoginError,
+    issuer::users::UserRecord,
+    model::audit::AUDIT_TARGET,
+    model::catalogue::is_scope_token,
+    model::catalogue::Catalogue,
+    model::policy::{Policy, Rate, Requirement},
+    model::rate::PartitionKey,
+    model::rate::RateQuery,
+    model::secrets::hash_secret,
+    model::secrets::random_secret,
+    web::failure::LoginAttempt,
+    web::failure::LoginLimits,
+    web::openapi::OaiGuard,
+    web::openapi::OaiScopes,
+    web::openapi::OperationOutput,
+    web::openapi::Secured,
+    web::security::AccessToken,
+    web::security::Security,
     ConfigError, Principal, Protected,
 };
 
@@ -244,24 +260,22 @@ fn malformed_scope() -> TokenResponse {
 }
 
 impl TokenService {
-    /// A token service issuing through `security` (which must have a JWT
-    /// signing key and `sessions` installed as its revocation list, e.g.
-    /// `Security::builder().sessions(store.clone())`).
-    pub fn new(
-        security: Security,
-        authenticator: Authenticator,
-        sessions: Arc<dyn SessionStore>,
-    ) -> Result<Self, ConfigError> {
+    /// A token service issuing through `security`, which must have a JWT
+    /// signing key and a session store
+    /// ([`SecurityBuilder::sessions`](crate::SecurityBuilder::sessions)):
+    /// refresh sessions live there, and the guards check revocations there.
+    pub fn new(security: Security, authenticator: Authenticator) -> Result<Self, ConfigError> {
         if !security.can_issue_tokens() {
             return Err(ConfigError::new(
                 "the token service needs a JWT signing key",
             ));
         }
-        if !security.has_revocations() {
+        let Some(InstalledSessions(sessions)) = security.extension::<InstalledSessions>().cloned()
+        else {
             return Err(ConfigError::new(
-                "logout needs the session store installed on Security as its revocation list (SecurityBuilder::sessions)",
+                "the token service needs a session store: give it to Security with SecurityBuilder::sessions",
             ));
-        }
+        };
         Ok(TokenService(Arc::new(Inner {
             security,
             auth: Arc::new(authenticator),

@@ -6,10 +6,10 @@ use std::{collections::HashMap, fmt, sync::RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    credentials::{BasicVerifier, BoxFuture, CredentialError},
-    password::{PasswordError, PasswordHasher, MAX_PASSWORD_BYTES},
-    principal::{CredentialKind, Principal},
-    security::AUDIT_TARGET,
+    issuer::password::PasswordError, issuer::password::PasswordHasher,
+    issuer::password::MAX_PASSWORD_BYTES, model::answer::BoxFuture, model::audit::AUDIT_TARGET,
+    model::principal::CredentialKind, model::principal::Principal,
+    verify::credentials::BasicVerifier, verify::credentials::CredentialError,
 };
 
 /// A user as the app stores it. `password_hash` is a PHC string
