@@ -214,6 +214,10 @@ pub(crate) mod capture {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        model::rate::{fingerprint, policy_name},
+        BoxFuture, MemoryRateLimiter, PartitionKey, Rate,
+    };
     use capture::Capture;
     use tracing::Level;
 

@@ -381,7 +381,7 @@ static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy"
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// A name safe inside a structured-field string without escaping.
-fn policy_name(name: &'static str) -> &'static str {
+pub(crate) fn policy_name(name: &'static str) -> &'static str {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
