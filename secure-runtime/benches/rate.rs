@@ -150,7 +150,7 @@ fn redis_check(c: &mut Criterion) {
                             tokio::spawn(async move {
                                 let user = format!("caller-{t}");
                                 for _ in 0..per {
-                                    let r = limiter.check(&query(&user)).await;
+                                    let r = limiter.check(query(&user)).await;
                                     assert!(matches!(r, Ok(d) if d.allowed));
                                 }
                             })
