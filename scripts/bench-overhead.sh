@@ -9,11 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}; SECS=${2:-5}; CONNS=${3:-32}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-cargo build -q --release --example bench_server
+cargo build -q --release -p poem-secure-benches --bin bench_server
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ADDR=127.0.0.1:$PORT
 # Server on core 0, load generator on core 1 (2-core machine).
-BENCH_ADDR=$ADDR taskset -c 0 ./target/release/examples/bench_server > /tmp/bench_server.out 2>&1 &
+BENCH_ADDR=$ADDR taskset -c 0 ./target/release/bench_server > /tmp/bench_server.out 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null' EXIT
 for _ in $(seq 50); do grep -q TOKEN /tmp/bench_server.out 2>/dev/null && curl -s -o /dev/null http://$ADDR/public && break; sleep 0.1; done
