@@ -11,14 +11,21 @@
 //!
 //! ```text
 //! cargo run --release -p poem-secure-benches --bin alloc_count
+//! cargo run --release -p poem-secure-benches --bin alloc_count -- --trace   # where the guard allocates
 //! ```
+//!
+//! `--trace` prints, for one HS256 guard call and one raw decode, the
+//! innermost frames of poem-secure, jsonwebtoken, serde and poem under each
+//! allocation (symbol names only; release builds have no line tables).
 
 mod app;
 mod common;
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
-    sync::atomic::{AtomicU64, Ordering::Relaxed},
+    backtrace::Backtrace,
+    cell::Cell,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
 };
 
 use common::{ready, ITEMS};
@@ -32,26 +39,60 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// `--trace`: print where each allocation comes from.
+static TRACE: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set while a trace is being printed (which allocates itself).
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counts one allocation of `size` bytes; traces it under `--trace`.
+fn record(size: usize) {
+    ALLOCS.fetch_add(1, Relaxed);
+    BYTES.fetch_add(size as u64, Relaxed);
+    if TRACE.load(Relaxed) && TRACING.try_with(|t| !t.replace(true)).unwrap_or(false) {
+        let trace = Backtrace::force_capture().to_string();
+        let frames: Vec<&str> = trace
+            .lines()
+            .map(str::trim)
+            .filter_map(|l| l.split_once(": ").map(|(_, f)| f))
+            .filter(|f| {
+                [
+                    "secure_runtime",
+                    "jsonwebtoken",
+                    "serde",
+                    "poem",
+                    "alloc_count::",
+                ]
+                .iter()
+                .any(|k| f.contains(k))
+                    && !f.contains("Counting")
+                    && !f.contains("alloc_count::record")
+            })
+            .take(3)
+            .collect();
+        eprintln!("alloc {size:>5} B  {}", frames.join("  <  "));
+        TRACING.with(|t| t.set(false));
+    }
+}
 
 // SAFETY: every method forwards to `System` with the caller's arguments.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        record(layout.size());
         // SAFETY: forwarded (see the impl).
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        record(layout.size());
         // SAFETY: forwarded (see the impl).
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        BYTES.fetch_add(new_size as u64, Relaxed);
+        record(new_size);
         // SAFETY: forwarded (see the impl).
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -212,7 +253,43 @@ fn whole_requests() {
     }
 }
 
+/// One HS256 guard call and one raw decode, each allocation traced.
+fn trace() {
+    let (_, security, key, alg) = cases().swap_remove(0);
+    let jwt = token(&security, "alice")
+        .scopes(["items", "me"])
+        .roles(["user"])
+        .expires_in(3600)
+        .sign();
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&["bench"]);
+    validation.set_audience(&["api"]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let req = Request::builder()
+        .header("authorization", format!("Bearer {jwt}"))
+        .finish();
+    for _ in 0..10 {
+        // warm-up: lazy statics, thread-locals
+        drop(ready(security.authorize(&ITEMS, &req)));
+        drop(jsonwebtoken::decode::<ScopeClaims>(&jwt, &key, &validation));
+    }
+    eprintln!("== HS256 guard (Security::authorize)");
+    TRACE.store(true, Relaxed);
+    let principal = ready(security.authorize(&ITEMS, &req));
+    TRACE.store(false, Relaxed);
+    drop(principal);
+    eprintln!("== HS256 raw jsonwebtoken::decode");
+    TRACE.store(true, Relaxed);
+    let data = jsonwebtoken::decode::<ScopeClaims>(&jwt, &key, &validation);
+    TRACE.store(false, Relaxed);
+    drop(data);
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--trace") {
+        trace();
+        return;
+    }
     verification();
     println!();
     whole_requests();
