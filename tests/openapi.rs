@@ -5,7 +5,7 @@
 use poem::{
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_openapi::{
     param::Path,

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use poem::{handler, http::StatusCode, test::TestClient, Endpoint, EndpointExt};
+use poem::{handler, http::StatusCode, test::TestClient, Endpoint};
 use poem_secure::{
     public,
     route::{get, Route},
