@@ -29,6 +29,7 @@ mod rate;
 #[cfg(feature = "redis")]
 mod redis_store;
 pub mod route;
+mod rule;
 mod secrets;
 mod security;
 mod sessions;
@@ -66,6 +67,7 @@ pub use rate::{
 #[cfg(feature = "redis")]
 pub use rate::{RedisRateLimiter, RedisRateLimiterBuilder};
 pub use route::Protected;
+pub use rule::{Rule, Unmet};
 pub use security::{
     AccessToken, ConfigError, IssuedToken, Security, SecurityBuilder, SecurityEndpoint,
     AUDIT_TARGET,
