@@ -54,6 +54,7 @@ pub mod __private {
         check_future, guard_check,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
         AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate, RateKey,
-        RateKeyFn, Requirement, Roles,
+        RateKeyFn, Requirement, Roles, Rule,
     };
+    pub use secure_macros::__checked as checked;
 }
