@@ -11,9 +11,9 @@ use syn::{
 use crate::{
     args::{RawArg, RawArgs, RawValue},
     check::{check, gives},
-    keys::{self, Key, Places},
     errors::Errors,
     expand,
+    keys::{self, Key, Places},
     model::{Decl, Kind},
     secure::{is_attr, is_decl},
 };
@@ -71,10 +71,7 @@ fn parse_ctx(tokens: TokenStream, base: &Ctx, errors: &mut Errors) -> Ctx {
                 }
             },
             _ => {
-                errors.at(
-                    arg.span(),
-                    format!("expected a path: {}", key.example()),
-                );
+                errors.at(arg.span(), format!("expected a path: {}", key.example()));
                 continue;
             }
         };

@@ -247,7 +247,10 @@ mod tests {
         assert_eq!(did_you_mean("role", Places::SECURE), Some("roles"));
         assert_eq!(did_you_mean("ratelimit", Places::SECURE), Some("rate"));
         assert_eq!(did_you_mean("catalog", Places::DENY), Some("catalogue"));
-        assert_eq!(did_you_mean("premissions", Places::SECURE), Some("permissions"));
+        assert_eq!(
+            did_you_mean("premissions", Places::SECURE),
+            Some("permissions")
+        );
         assert_eq!(did_you_mean("zzz", Places::SECURE), None);
         // Only keys valid at the place are offered.
         assert_eq!(did_you_mean("scope", Places::DENY), None);

@@ -18,6 +18,7 @@ mod expand;
 mod keys;
 mod marker;
 mod model;
+mod rate;
 mod secure;
 
 /// Protects a poem handler: the caller is verified, then its scopes, roles and

@@ -164,15 +164,16 @@ fn full(rule: &Rule) -> Need {
 
 /// What `principal` lacks to meet `rule`; `None` when it is met.
 fn need(rule: &Rule, principal: &Principal) -> Option<Need> {
-    let lacking = |v: &[&'static str], has: &dyn Fn(&str) -> bool, leaf: fn(&'static str) -> Need| {
-        if v.iter().all(|n| has(n)) {
-            return None;
-        }
-        Some(group(
-            false,
-            v.iter().filter(|n| !has(n)).map(|n| leaf(n)).collect(),
-        ))
-    };
+    let lacking =
+        |v: &[&'static str], has: &dyn Fn(&str) -> bool, leaf: fn(&'static str) -> Need| {
+            if v.iter().all(|n| has(n)) {
+                return None;
+            }
+            Some(group(
+                false,
+                v.iter().filter(|n| !has(n)).map(|n| leaf(n)).collect(),
+            ))
+        };
     match rule {
         Rule::Scopes(v) => lacking(v, &|n| principal.has_scope(n), Need::Scope),
         Rule::Permissions(v) => lacking(v, &|n| principal.has_permission(n), Need::Permission),
@@ -259,7 +260,10 @@ mod tests {
 
     #[test]
     fn either_alternative_meets_an_any() {
-        assert_eq!(DELETE.evaluate(&who(&["items:write"], &["admin"], &[])), Ok(()));
+        assert_eq!(
+            DELETE.evaluate(&who(&["items:write"], &["admin"], &[])),
+            Ok(())
+        );
         assert_eq!(
             DELETE.evaluate(&who(&["items:write"], &[], &["notes:delete-any"])),
             Ok(())
@@ -268,8 +272,13 @@ mod tests {
 
     #[test]
     fn missing_names_only_what_failed() {
-        let m = DELETE.evaluate(&who(&["items:write"], &["user"], &[])).unwrap_err();
-        assert_eq!(m.to_string(), "role `admin` or permission `notes:delete-any`");
+        let m = DELETE
+            .evaluate(&who(&["items:write"], &["user"], &[]))
+            .unwrap_err();
+        assert_eq!(
+            m.to_string(),
+            "role `admin` or permission `notes:delete-any`"
+        );
         assert_eq!(m.insufficient_scope(), None);
 
         let m = DELETE.evaluate(&who(&[], &["admin"], &[])).unwrap_err();
@@ -287,14 +296,20 @@ mod tests {
     #[test]
     fn nested_groups_and_role_modes() {
         const R: Rule = Rule::Any(&[
-            Rule::All(&[Rule::Roles(Roles::All(&["a", "b"])), Rule::Scopes(&["s1", "s2"])]),
+            Rule::All(&[
+                Rule::Roles(Roles::All(&["a", "b"])),
+                Rule::Scopes(&["s1", "s2"]),
+            ]),
             Rule::Any(&[Rule::Roles(Roles::Any(&["c", "d"]))]),
         ]);
         assert_eq!(R.evaluate(&who(&["s1", "s2"], &["a", "b"], &[])), Ok(()));
         assert_eq!(R.evaluate(&who(&[], &["d"], &[])), Ok(()));
         let m = R.evaluate(&who(&["s1"], &["a"], &[])).unwrap_err();
         // Flattened: the inner any(...) joins the outer one.
-        assert_eq!(m.to_string(), "(role `b` and scope `s2`) or role `c` or role `d`");
+        assert_eq!(
+            m.to_string(),
+            "(role `b` and scope `s2`) or role `c` or role `d`"
+        );
         assert_eq!(
             R.to_string(),
             "(role `a` and role `b` and scope `s1` and scope `s2`) or role `c` or role `d`"
@@ -303,7 +318,10 @@ mod tests {
 
     #[test]
     fn scopes_alone_are_an_insufficient_scope() {
-        const R: Rule = Rule::All(&[Rule::Scopes(&["a"]), Rule::All(&[Rule::Scopes(&["b", "c"])])]);
+        const R: Rule = Rule::All(&[
+            Rule::Scopes(&["a"]),
+            Rule::All(&[Rule::Scopes(&["b", "c"])]),
+        ]);
         let m = R.evaluate(&who(&["b"], &[], &[])).unwrap_err();
         assert_eq!(m.insufficient_scope(), Some(vec!["a", "c"]));
         assert_eq!(m.to_string(), "scope `a` and scope `c`");
@@ -312,7 +330,10 @@ mod tests {
     #[test]
     fn empty_groups_and_no_roles() {
         assert_eq!(Rule::All(&[]).evaluate(&who(&[], &[], &[])), Ok(()));
-        assert_eq!(Rule::Roles(Roles::None).evaluate(&who(&[], &[], &[])), Ok(()));
+        assert_eq!(
+            Rule::Roles(Roles::None).evaluate(&who(&[], &[], &[])),
+            Ok(())
+        );
         let m = Rule::Any(&[]).evaluate(&who(&[], &[], &[])).unwrap_err();
         assert_eq!(m.to_string(), "an unsatisfiable `any()`");
     }
