@@ -162,3 +162,42 @@ async fn an_allow_listed_address_is_exempt_everywhere() {
         assert_eq!(status(&cli, "/open", "198.51.100.9:4000", "").await, 200);
     }
 }
+
+#[tokio::test]
+async fn an_authorization_scheme_the_route_does_not_take_is_a_401_not_absent() {
+    let sec = security(|b| b);
+    let cli = client(&sec);
+    for (path, scheme) in [
+        ("/by-ip", "Digest x=1"),
+        ("/by-ip", "Basic YTpi"),
+        ("/open", "Negotiate abc"),
+    ] {
+        let resp = cli
+            .get(path)
+            .header("x-test-peer", "192.0.2.50:1000")
+            .header("authorization", scheme)
+            .send()
+            .await;
+        resp.assert_status(StatusCode::UNAUTHORIZED);
+        resp.assert_header("www-authenticate", "Bearer");
+    }
+}
+
+#[tokio::test]
+async fn no_store_follows_the_configured_api_key_header() {
+    let sec = security(|b| b.api_key_header("X-Service-Key"));
+    let cli = client(&sec);
+    let resp = cli
+        .get("/open")
+        .header("x-test-peer", "192.0.2.60:1000")
+        .header("x-service-key", "k1.secret")
+        .send()
+        .await;
+    resp.assert_header("cache-control", "no-store");
+    let plain = cli
+        .get("/open")
+        .header("x-test-peer", "192.0.2.61:1000")
+        .send()
+        .await;
+    assert!(plain.0.headers().get("cache-control").is_none());
+}

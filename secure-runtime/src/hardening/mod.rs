@@ -266,8 +266,7 @@ impl Endpoint for HardeningEndpoint {
         });
         let credentialed = [header::AUTHORIZATION, header::COOKIE]
             .iter()
-            .any(|h| req.headers().contains_key(h))
-            || req.headers().contains_key("x-api-key");
+            .any(|h| req.headers().contains_key(h));
         let docs = cfg.docs_paths.iter().any(|p| {
             let path = req.uri().path();
             path == p

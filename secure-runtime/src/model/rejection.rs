@@ -102,6 +102,9 @@ pub enum RejectionKind {
     BadRequest,
     /// Nothing presented (401).
     Missing(AuthKinds),
+    /// An `Authorization` scheme the route does not accept (401, with the
+    /// challenges of the accepted kinds): never silently treated as absent.
+    UnsupportedScheme(AuthKinds),
     /// A presented credential failed verification (401).
     Invalid(CredentialKind, AuthKinds),
     /// 403 with `insufficient_scope`.
@@ -204,7 +207,9 @@ impl AuthRejection {
             }
             RejectionKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             RejectionKind::BadRequest => StatusCode::BAD_REQUEST,
-            RejectionKind::Missing(_) | RejectionKind::Invalid(..) => StatusCode::UNAUTHORIZED,
+            RejectionKind::Missing(_)
+            | RejectionKind::Invalid(..)
+            | RejectionKind::UnsupportedScheme(_) => StatusCode::UNAUTHORIZED,
             RejectionKind::InsufficientScope(_)
             | RejectionKind::Forbidden
             | RejectionKind::Unmet(_) => StatusCode::FORBIDDEN,
@@ -222,6 +227,7 @@ impl AuthRejection {
             RejectionKind::BadRequest => "The request's credentials are malformed.",
             RejectionKind::Missing(_) => "Authentication is required.",
             RejectionKind::Invalid(..) => "The presented credential is invalid or expired.",
+            RejectionKind::UnsupportedScheme(_) => "The Authorization scheme is not accepted here.",
             RejectionKind::InsufficientScope(_) => {
                 "The access token lacks a scope this operation requires."
             }

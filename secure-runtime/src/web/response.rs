@@ -62,7 +62,7 @@ impl ResponseError for AuthRejection {
         };
         let headers = resp.headers_mut();
         match self.kind() {
-            RejectionKind::Missing(kinds) => {
+            RejectionKind::Missing(kinds) | RejectionKind::UnsupportedScheme(kinds) => {
                 for v in challenges(*kinds, None) {
                     headers.append(header::WWW_AUTHENTICATE, v);
                 }

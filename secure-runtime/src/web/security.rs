@@ -488,6 +488,11 @@ impl Security {
         ))
     }
 
+    /// The configured API key header.
+    pub(crate) fn api_key_header(&self) -> &HeaderName {
+        &self.0.api_key_header
+    }
+
     /// Whether `rate_limit_headers(true)` was set.
     pub(crate) fn rate_headers(&self) -> bool {
         self.0.decider.rate.headers
