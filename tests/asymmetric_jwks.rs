@@ -1350,13 +1350,41 @@ async fn the_discovery_document_names_the_jwks() {
         "/.well-known/openid-configuration",
         Reply::json(json!({"issuer": issuer, "jwks_uri": idp.url("/jwks.json")}).to_string()),
     );
-    let client = JwksClient::from_discovery(&format!("{issuer}/"))
+    // The document must name exactly the issuer it was requested for
+    // (OpenID Connect Discovery 1.0 §4.3): a trailing slash is another one.
+    let err = JwksClient::from_discovery(&format!("{issuer}/"))
         .await
+        .err()
+        .expect("an issuer that is not the document's");
+    assert!(err.to_string().contains("names the issuer"), "{err}");
+    let client = JwksClient::from_discovery(&issuer).await.unwrap();
+    assert_eq!(idp.hits("/.well-known/openid-configuration"), 2);
+    // The discovered issuer is the verifier's: another one given by hand is
+    // a startup error, and none at all takes the discovered one.
+    let err = Security::builder()
+        .jwt(
+            JwtConfig::key_source(client.clone())
+                .issuer(ISS)
+                .audience(AUD),
+        )
+        .build()
+        .err()
+        .expect("a second, different issuer");
+    assert!(err.to_string().contains("must be identical"), "{err}");
+    let rs = Security::builder()
+        .jwt(JwtConfig::key_source(client).audience(AUD))
+        .build()
         .unwrap();
-    assert_eq!(idp.hits("/.well-known/openid-configuration"), 1);
-    let rs = resource_server(client);
-    assert_accepted(&rs, &issue(&signer)).await;
+    let token = sign(
+        Algorithm::RS256,
+        RSA_PRIVATE,
+        Some("k1"),
+        &with("iss", json!(issuer)),
+    );
+    assert_accepted(&rs, &token).await;
     assert_eq!(idp.hits("/jwks.json"), 1);
+    // A token of the issuer configured elsewhere in this file is refused.
+    assert_refused(&rs, &issue(&signer), "another issuer").await;
 
     // A discovery document without jwks_uri, or pointing at plain http
     // elsewhere, is a startup error; so is an unreachable or non-JSON one.

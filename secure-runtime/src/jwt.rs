@@ -15,6 +15,7 @@ use jsonwebtoken::{
 use serde_json::{Map, Value};
 
 use crate::{
+    claims::ClaimMapping,
     credentials::BoxFuture,
     principal::{CredentialKind, Principal},
     ConfigError,
@@ -49,6 +50,12 @@ pub enum TokenError {
     Revoked,
     /// No key with the token's `kid` (or no `kid` where several keys exist).
     UnknownKey,
+    /// The header lists `crit` extensions, none of which this verifier
+    /// understands (RFC 7515 §4.1.11).
+    Critical,
+    /// `iat` missing (RFC 9068 §2.2 requires it), not a number, or in the
+    /// future beyond the leeway.
+    IssuedAt,
 }
 
 impl fmt::Display for TokenError {
@@ -65,6 +72,8 @@ impl fmt::Display for TokenError {
             TokenError::Type => "wrong typ header",
             TokenError::Revoked => "revoked",
             TokenError::UnknownKey => "unknown key id",
+            TokenError::Critical => "unsupported crit header",
+            TokenError::IssuedAt => "missing or future iat",
         };
         f.write_str(s)
     }
@@ -80,6 +89,13 @@ pub trait KeySource: Send + Sync + 'static {
         &'a self,
         kid: &'a str,
     ) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>>;
+
+    /// The issuer whose keys these are, when the source knows it (a
+    /// discovered JWKS): [`JwtConfig`] then takes it as its issuer, and
+    /// refuses to build with another one.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A [`KeySource`] has no usable key set (fail closed: 503).
@@ -106,8 +122,12 @@ struct SigningKey {
 ///
 /// Defaults: the algorithm pinned per key (the token's own `alg` is never
 /// trusted), `iss` and `aud` required and checked, `exp` and `sub` required,
-/// `nbf` honoured, leeway 30 s (at most 60), header `typ` = `at+jwt`
-/// required, access tokens valid for 15 minutes.
+/// `nbf` honoured, `iat` required and not in the future (RFC 9068), leeway
+/// 30 s (at most 60), header `typ` = `at+jwt` required, any `crit` header
+/// refused (no extension is understood, RFC 7515 §4.1.11), roles, permissions
+/// and scopes read from `roles`, `permissions` and `scope`
+/// ([`claims`](Self::claims) maps others), access tokens valid for 15
+/// minutes.
 ///
 /// ```
 /// use secure_runtime::JwtConfig;
@@ -131,6 +151,9 @@ pub struct JwtConfig {
     typ: Option<Vec<String>>,
     access_ttl_secs: u64,
     error: Option<ConfigError>,
+    /// `None`: the standard claims, read by the fast typed path.
+    claims: Option<Arc<ClaimMapping>>,
+    require_iat: bool,
 }
 
 impl fmt::Debug for JwtConfig {
@@ -195,6 +218,8 @@ impl JwtConfig {
             typ: Some(vec!["at+jwt".to_owned(), "application/at+jwt".to_owned()]),
             access_ttl_secs: 900,
             error: None,
+            claims: None,
+            require_iat: true,
         }
     }
 
@@ -374,14 +399,77 @@ impl JwtConfig {
         self
     }
 
+    /// The accepted header `typ` values, replacing the default (`at+jwt`).
+    /// Compared case-insensitively, with or without the `application/`
+    /// prefix (RFC 7515 §4.1.9): `"JWT"` accepts `JWT` and
+    /// `application/jwt`. A token without `typ` is refused unless
+    /// [`any_typ`](Self::any_typ).
+    ///
+    /// Keycloak, Entra ID and many other providers send `typ: JWT`:
+    ///
+    /// ```
+    /// use secure_runtime::JwtConfig;
+    /// # let jwt = JwtConfig::hs256("0123456789abcdef0123456789abcdef").unwrap();
+    /// let jwt = jwt.accept_typ(["at+jwt", "JWT"]);
+    /// # let _ = jwt;
+    /// ```
+    pub fn accept_typ<I: IntoIterator<Item = S>, S: Into<String>>(mut self, accepted: I) -> Self {
+        let list: Vec<String> = accepted.into_iter().map(Into::into).collect();
+        if list.is_empty() {
+            self.error = Some(ConfigError::new(
+                "accept_typ needs at least one value (use any_typ to skip the check)",
+            ));
+        }
+        self.typ = Some(list);
+        self
+    }
+
+    /// Skips the header `typ` check, for providers whose tokens carry none
+    /// (the other checks still tell an access token from an ID token only by
+    /// `aud`: prefer [`accept_typ`](Self::accept_typ) where possible).
+    pub fn any_typ(mut self) -> Self {
+        self.typ = None;
+        self
+    }
+
+    /// Where roles, permissions and scopes are read in the claims (default
+    /// [`ClaimMapping::standard`]); presets for Keycloak, Auth0 and Entra ID.
+    ///
+    /// ```
+    /// use secure_runtime::{ClaimMapping, JwtConfig};
+    /// # let jwt = JwtConfig::hs256("0123456789abcdef0123456789abcdef").unwrap();
+    /// let jwt = jwt.claims(ClaimMapping::keycloak("notes-api"));
+    /// # let _ = jwt;
+    /// ```
+    pub fn claims(mut self, mapping: ClaimMapping) -> Self {
+        self.claims = (mapping != ClaimMapping::standard()).then(|| Arc::new(mapping));
+        self
+    }
+
+    /// Whether `iat` is required (default `true`, as RFC 9068 §2.2 says).
+    /// Turn it off only for a provider whose access tokens omit it; an `iat`
+    /// that is present is still checked (a number, not in the future).
+    pub fn require_iat(mut self, required: bool) -> Self {
+        self.require_iat = required;
+        self
+    }
+
     pub(crate) fn build(self) -> Result<JwtVerifier, ConfigError> {
         if let Some(e) = self.error.clone() {
             return Err(e);
         }
-        let issuer = self
-            .issuer
-            .clone()
-            .ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
+        let source_issuer = self.source.as_ref().and_then(|s| s.issuer());
+        let issuer = match (&self.issuer, source_issuer) {
+            (Some(mine), Some(found)) if mine != found => {
+                return Err(ConfigError::new(format!(
+                    "the JWT issuer {mine:?} is not the issuer {found:?} whose discovery \
+                     document named the key source: they must be identical"
+                )))
+            }
+            (Some(mine), _) => mine.clone(),
+            (None, Some(found)) => found.to_owned(),
+            (None, None) => return Err(ConfigError::new("JWT issuer (iss) is not configured")),
+        };
         let audience = self
             .audience
             .clone()
@@ -523,36 +611,69 @@ impl JwtVerifier {
         alg: Algorithm,
         key: &DecodingKey,
     ) -> Result<Principal, TokenError> {
+        let cfg = &self.0.config;
+        match &cfg.claims {
+            None => {
+                let data = self.decode_as::<VerifiedClaims>(token, alg, key)?;
+                self.check_header(&data.header)?;
+                check_iat(data.claims.iat.as_ref(), cfg.require_iat, cfg.leeway)?;
+                principal_from_claims(data.claims, token)
+            }
+            Some(mapping) => {
+                let data = self.decode_as::<Map<String, Value>>(token, alg, key)?;
+                self.check_header(&data.header)?;
+                check_iat(data.claims.get("iat"), cfg.require_iat, cfg.leeway)?;
+                principal_from_mapped(&data.claims, mapping, token)
+            }
+        }
+    }
+
+    /// Signature, algorithm, `exp`/`nbf`/`iss`/`aud`/`sub`.
+    fn decode_as<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        key: &DecodingKey,
+    ) -> Result<jsonwebtoken::TokenData<T>, TokenError> {
         use jsonwebtoken::errors::ErrorKind as K;
         let validation = self.validation(alg).ok_or(TokenError::Algorithm)?;
-        let data =
-            jsonwebtoken::decode::<VerifiedClaims>(token, key, validation).map_err(|e| match e
-                .kind()
-            {
-                K::InvalidSignature => TokenError::Signature,
-                K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
-                    TokenError::Algorithm
-                }
-                K::ExpiredSignature => TokenError::Expired,
-                K::ImmatureSignature => TokenError::NotYetValid,
-                K::InvalidIssuer => TokenError::Issuer,
-                K::InvalidAudience => TokenError::Audience,
-                K::MissingRequiredClaim(c) => match c.as_str() {
-                    "exp" => TokenError::Expired,
-                    "iss" => TokenError::Issuer,
-                    "aud" => TokenError::Audience,
-                    "sub" => TokenError::Subject,
-                    _ => TokenError::Malformed,
-                },
+        jsonwebtoken::decode::<T>(token, key, validation).map_err(|e| match e.kind() {
+            K::InvalidSignature => TokenError::Signature,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
+                TokenError::Algorithm
+            }
+            K::ExpiredSignature => TokenError::Expired,
+            K::ImmatureSignature => TokenError::NotYetValid,
+            K::InvalidIssuer => TokenError::Issuer,
+            K::InvalidAudience => TokenError::Audience,
+            K::MissingRequiredClaim(c) => match c.as_str() {
+                "exp" => TokenError::Expired,
+                "iss" => TokenError::Issuer,
+                "aud" => TokenError::Audience,
+                "sub" => TokenError::Subject,
                 _ => TokenError::Malformed,
-            })?;
+            },
+            _ => TokenError::Malformed,
+        })
+    }
+
+    /// `crit` (no extension is understood: any is refused, RFC 7515
+    /// §4.1.11) and `typ`.
+    fn check_header(&self, header: &Header) -> Result<(), TokenError> {
+        if header.crit.is_some() {
+            return Err(TokenError::Critical);
+        }
         if let Some(accepted) = &self.0.config.typ {
-            let typ = data.header.typ.as_deref().unwrap_or("");
-            if !accepted.iter().any(|a| a.eq_ignore_ascii_case(typ)) {
+            let typ = header.typ.as_deref().map(media_type);
+            if !typ.is_some_and(|t| {
+                accepted
+                    .iter()
+                    .any(|a| media_type(a).eq_ignore_ascii_case(t))
+            }) {
                 return Err(TokenError::Type);
             }
         }
-        principal_from_claims(data.claims, token)
+        Ok(())
     }
 
     pub(crate) fn access_ttl_secs(&self) -> u64 {
@@ -637,6 +758,27 @@ pub(crate) struct AccessClaims<'a> {
     pub nbf_offset: Option<i64>,
 }
 
+/// A `typ` value without its optional `application/` prefix (RFC 7515 §4.1.9).
+fn media_type(typ: &str) -> &str {
+    match typ.get(..12) {
+        Some(p) if p.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    }
+}
+
+/// `iat`: a number not later than now plus the leeway; required unless
+/// configured off (RFC 9068 §2.2).
+fn check_iat(iat: Option<&Value>, required: bool, leeway: u64) -> Result<(), TokenError> {
+    match iat {
+        None | Some(Value::Null) if !required => Ok(()),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(t) if t <= (now_secs() + leeway) as f64 => Ok(()),
+            _ => Err(TokenError::IssuedAt),
+        },
+        _ => Err(TokenError::IssuedAt),
+    }
+}
+
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -705,6 +847,8 @@ struct VerifiedClaims {
     jti: Option<String>,
     #[serde(default)]
     exp: Option<Value>,
+    #[serde(default)]
+    iat: Option<Value>,
 }
 
 fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principal, TokenError> {
@@ -727,6 +871,33 @@ fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principa
         .roles(claims.roles.0)
         .permissions(claims.permissions.0)
         .token(claims.jti, exp)
+        .jwt_payload(payload)
+        .build())
+}
+
+/// The principal of a token read through a [`ClaimMapping`].
+fn principal_from_mapped(
+    claims: &Map<String, Value>,
+    mapping: &ClaimMapping,
+    token: &str,
+) -> Result<Principal, TokenError> {
+    let subject = match claims.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(TokenError::Subject),
+    };
+    let jti = match claims.get("jti") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(TokenError::Malformed),
+    };
+    let found = mapping.read(claims).map_err(|_| TokenError::Malformed)?;
+    let exp = claims.get("exp").and_then(Value::as_u64);
+    let payload = token.split('.').nth(1).unwrap_or("");
+    Ok(Principal::builder(CredentialKind::Bearer, subject)
+        .scopes(found.scopes)
+        .roles(found.roles)
+        .permissions(found.permissions)
+        .token(jti, exp)
         .jwt_payload(payload)
         .build())
 }

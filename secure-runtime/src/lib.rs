@@ -13,8 +13,11 @@
 
 mod api_keys;
 mod catalogue;
+mod claims;
 mod client_ip;
 mod credentials;
+#[cfg(feature = "jwks")]
+mod discovery;
 mod error;
 mod guard;
 mod hardening;
@@ -43,8 +46,11 @@ mod users;
 pub use api_keys::RedisApiKeyStore;
 pub use api_keys::{ApiKeyStore, ApiKeys, IssuedApiKey, MemoryApiKeyStore, StoredApiKey};
 pub use catalogue::{is_scope_token, Catalogue, ScopeDecl};
+pub use claims::{BadClaim, ClaimMapping, MappedClaims};
 pub use client_ip::{ForwardedHeader, TrustedProxies};
 pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
+#[cfg(feature = "jwks")]
+pub use discovery::ProviderMetadata;
 pub use error::{problem, AuthRejection, Denied};
 pub use guard::{guard_check, Guard, GuardCheck};
 pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};
