@@ -2,7 +2,15 @@
 //! (`tests/oidc/provider.mjs`, OpenID Certified) started on loopback by
 //! `tests/support/oidc_provider.rs`. Client-credentials access tokens in the
 //! RFC 9068 format, fetched from its token endpoint, are verified with keys
-//! found through its discovery document, on `#[secure]` routes.
+//! found through its discovery document, on `#[secure]` routes:
+//!
+//! * discovery configures issuer, keys and algorithms in one call, with the
+//!   exact issuer match; errors name the URL and the cause;
+//! * RS256 and ES256 tokens, key rotation, an expired token, a wrong
+//!   audience, a tampered signature or payload, `alg: none`, an HS256 token
+//!   made with the provider's public key;
+//! * roles and permissions from Keycloak- and Auth0-shaped nested claims;
+//!   header `typ: JWT` only where accepted.
 //!
 //! Needs `npm ci --prefix tests/oidc` (scripts/test.sh runs it); without it
 //! these tests FAIL, never skip.
@@ -10,17 +18,28 @@
 #[path = "support/oidc_provider.rs"]
 mod oidc_provider;
 
-use oidc_provider::{OidcProvider, TokenRequest, ADMIN, API, API_ES};
+use std::time::Duration;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use oidc_provider::{
+    OidcProvider, TokenRequest, ADMIN, API, API_ES, API_SHORT, API_TYP_JWT, READER,
+};
 use poem::{
     handler,
     http::{header, StatusCode},
-    test::{TestClient, TestResponse},
+    test::TestClient,
     Endpoint, EndpointExt,
 };
 use poem_secure::{
     route::{get, Route},
-    secure, JwksClient, JwtConfig, Principal, Security,
+    secure, ClaimMapping, JwksClient, JwtConfig, Principal, ProviderMetadata, Security,
 };
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------------------
+// App
+// ---------------------------------------------------------------------------
 
 #[secure(scopes = "notes:read")]
 #[handler]
@@ -28,76 +47,402 @@ async fn notes(who: Principal) -> String {
     format!("{}|{}", who.subject(), who.scopes().join(" "))
 }
 
+#[secure(roles = "admin")]
+#[handler]
+async fn admin_only(who: Principal) -> String {
+    who.roles().join(" ")
+}
+
+#[secure(roles = "notes-admin")]
+#[handler]
+async fn client_admin() -> &'static str {
+    "ok"
+}
+
+#[secure(roles = "editor")]
+#[handler]
+async fn editor() -> &'static str {
+    "ok"
+}
+
+#[secure(permissions = "notes:delete")]
+#[handler]
+async fn delete() -> &'static str {
+    "ok"
+}
+
 fn app(sec: &Security) -> impl Endpoint {
-    Route::new().at("/notes", get(notes)).with(sec.clone())
+    Route::new()
+        .at("/notes", get(notes))
+        .at("/admin", get(admin_only))
+        .at("/client-admin", get(client_admin))
+        .at("/editor", get(editor))
+        .at("/delete", get(delete))
+        .with(sec.clone())
 }
 
-/// The verifier as a user configures it today: keys through discovery, the
-/// issuer and the audience (the resource indicator) given by hand.
-async fn security(idp: &OidcProvider) -> Security {
-    let jwks = JwksClient::from_discovery(idp.issuer())
+/// A verifier for `audience` configured by discovery, adjusted by `f`.
+async fn verifier(
+    idp: &OidcProvider,
+    audience: &str,
+    f: impl FnOnce(JwtConfig) -> JwtConfig,
+) -> Security {
+    let jwt = JwtConfig::discover(idp.issuer())
         .await
-        .expect("discovery");
-    Security::builder()
-        .jwt(
-            JwtConfig::key_source(jwks)
-                .issuer(idp.issuer())
-                .audience(API),
-        )
-        .build()
-        .expect("security")
+        .expect("discovery")
+        .audience(audience);
+    Security::builder().jwt(f(jwt)).build().expect("security")
 }
 
-async fn call(sec: &Security, token: Option<&str>) -> TestResponse {
-    let client = TestClient::new(app(sec));
-    let mut req = client.get("/notes");
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    req.send().await
+async fn status(sec: &Security, path: &str, token: &str) -> StatusCode {
+    TestClient::new(app(sec))
+        .get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await
+        .0
+        .status()
 }
+
+async fn assert_status(sec: &Security, path: &str, token: &str, want: StatusCode, what: &str) {
+    assert_eq!(status(sec, path, token).await, want, "{what}: {path}");
+}
+
+fn read() -> TokenRequest<'static> {
+    TokenRequest::scope("notes:read")
+}
+
+fn part(token: &str, i: usize) -> Value {
+    let seg = token.split('.').nth(i).expect("a JWT segment");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(seg).expect("base64url")).expect("JSON")
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+// ---------------------------------------------------------------------------
+// Discovery
+// ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_client_credentials_jwt_of_the_provider_passes_a_secure_route() {
+async fn discovery_configures_issuer_keys_and_algorithms_in_one_call() {
     let idp = OidcProvider::shared();
     eprintln!("the OpenID provider started in {:?}", idp.started_in());
-    let sec = security(idp).await;
 
-    let token = idp.token(ADMIN, &TokenRequest::scope("notes:read").resource(API));
-    let resp = call(&sec, Some(&token)).await;
+    let meta = ProviderMetadata::discover(idp.issuer()).await.unwrap();
+    assert_eq!(meta.issuer(), idp.issuer());
+    assert_eq!(meta.jwks_uri(), idp.url("/jwks"));
+    assert_eq!(meta.algorithms(), [Algorithm::RS256, Algorithm::ES256]);
+    assert_eq!(
+        meta.introspection_endpoint(),
+        Some(idp.url("/token/introspection").as_str())
+    );
+    // RFC 8414 metadata at its own well-known location.
+    let oauth = ProviderMetadata::oauth_authorization_server(idp.issuer())
+        .await
+        .unwrap();
+    assert_eq!(oauth.jwks_uri(), meta.jwks_uri());
+
+    // Issuer, keys and algorithms from discovery; only the audience by hand.
+    let sec = verifier(idp, API, |j| j).await;
+    let token = idp.token(ADMIN, &read());
+    assert_eq!(part(&token, 0)["typ"], "at+jwt");
+    let resp = TestClient::new(app(&sec))
+        .get("/notes")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await;
     resp.assert_status_is_ok();
     // RFC 9068 §2.2: a client-credentials token's `sub` is the client id.
     resp.assert_text("cc-admin|notes:read").await;
 
     // Scopes are enforced: a token without `notes:read` is forbidden.
-    let token = idp.token(ADMIN, &TokenRequest::scope("notes:write").resource(API));
-    assert_eq!(
-        call(&sec, Some(&token)).await.0.status(),
-        StatusCode::FORBIDDEN
-    );
-    // No token at all.
-    assert_eq!(call(&sec, None).await.0.status(), StatusCode::UNAUTHORIZED);
+    let write = idp.token(ADMIN, &TokenRequest::scope("notes:write"));
+    assert_status(&sec, "/notes", &write, StatusCode::FORBIDDEN, "scope").await;
+    // The default claims read roles from `roles` only: the provider's
+    // nested roles do not count.
+    assert_status(&sec, "/admin", &token, StatusCode::FORBIDDEN, "roles").await;
+
+    // The issuer the discovery checked is the verifier's: a different one
+    // given by hand is a startup error.
+    let err = Security::builder()
+        .jwt(
+            JwtConfig::discover(idp.issuer())
+                .await
+                .unwrap()
+                .issuer("https://other.example")
+                .audience(API),
+        )
+        .build()
+        .err()
+        .expect("two different issuers");
+    assert!(err.to_string().contains("must be identical"), "{err}");
 }
 
 #[tokio::test]
-async fn es256_tokens_for_another_resource_need_their_own_audience() {
+async fn a_document_naming_another_issuer_is_refused_at_startup() {
     let idp = OidcProvider::shared();
-    let token = idp.token(ADMIN, &TokenRequest::scope("notes:read").resource(API_ES));
-    // Configured for https://api.test: a token for https://api-es.test is refused.
-    let sec = security(idp).await;
-    assert_eq!(
-        call(&sec, Some(&token)).await.0.status(),
-        StatusCode::UNAUTHORIZED
+    // The provider's real document, served under another path: it names
+    // the provider's issuer, not the one it was fetched for.
+    let claimed = idp.url("/mismatch");
+    let url = format!("{claimed}/.well-known/openid-configuration");
+    for err in [
+        JwtConfig::discover(&claimed).await.err(),
+        ProviderMetadata::openid_configuration(&claimed).await.err(),
+        JwksClient::from_discovery(&claimed).await.err(),
+    ] {
+        let err = err.expect("a mismatched issuer was accepted").to_string();
+        assert!(err.contains(&url), "names the URL: {err}");
+        assert!(
+            err.contains(&format!("names the issuer {:?}", idp.issuer())),
+            "{err}"
+        );
+        assert!(err.contains("§4.3"), "{err}");
+    }
+    // A trailing slash is another issuer too.
+    let err = JwtConfig::discover(&format!("{}/", idp.issuer()))
+        .await
+        .err()
+        .expect("trailing slash");
+    assert!(err.to_string().contains("trailing slash"), "{err}");
+}
+
+#[tokio::test]
+async fn discovery_errors_name_the_url_and_the_cause() {
+    let idp = OidcProvider::shared();
+    // No document at all: 404 at both well-known locations.
+    let err = JwtConfig::discover(&idp.url("/nothing"))
+        .await
+        .err()
+        .expect("no document")
+        .to_string();
+    assert!(
+        err.contains(&idp.url("/nothing/.well-known/openid-configuration"))
+            && err.contains("404")
+            && err.contains("/.well-known/oauth-authorization-server/nothing"),
+        "{err}"
     );
-    // Configured for its audience, the ES256 token passes.
-    let jwks = JwksClient::from_discovery(idp.issuer()).await.unwrap();
+    // Nobody listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let err = JwtConfig::discover(&dead)
+        .await
+        .err()
+        .expect("dead")
+        .to_string();
+    assert!(
+        err.contains(&format!("{dead}/.well-known/openid-configuration"))
+            && err.contains("connection refused"),
+        "{err}"
+    );
+    // Plain http to a remote host is refused before any request.
+    let err = JwtConfig::discover("http://idp.example.com")
+        .await
+        .err()
+        .expect("http")
+        .to_string();
+    assert!(err.contains("must use https"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Tokens: algorithms, audience, expiry, attacks
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_pass_for_their_own_audience_only() {
+    let idp = OidcProvider::shared();
+    let rs = idp.token(ADMIN, &read().resource(API));
+    let es = idp.token(ADMIN, &read().resource(API_ES));
+    assert_eq!(part(&rs, 0)["alg"], "RS256");
+    assert_eq!(part(&es, 0)["alg"], "ES256");
+
+    let api = verifier(idp, API, |j| j).await;
+    let api_es = verifier(idp, API_ES, |j| j).await;
+    assert_status(&api, "/notes", &rs, StatusCode::OK, "RS256").await;
+    assert_status(&api_es, "/notes", &es, StatusCode::OK, "ES256").await;
+    // Wrong audience, both ways.
+    assert_status(&api, "/notes", &es, StatusCode::UNAUTHORIZED, "aud").await;
+    assert_status(&api_es, "/notes", &rs, StatusCode::UNAUTHORIZED, "aud").await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let idp = OidcProvider::shared();
+    let token = idp.token(ADMIN, &read().resource(API_SHORT));
+    let claims = part(&token, 1);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        1
+    );
+    let sec = verifier(idp, API_SHORT, |j| j.leeway_secs(0)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_status(&sec, "/notes", &token, StatusCode::UNAUTHORIZED, "expired").await;
+}
+
+#[tokio::test]
+async fn tampered_forged_and_unsigned_tokens_are_refused() {
+    let idp = OidcProvider::shared();
+    let sec = verifier(idp, API, |j| j).await;
+    for resource in [API, API_ES] {
+        let sec_for = verifier(idp, resource, |j| j).await;
+        let sec = if resource == API { &sec } else { &sec_for };
+        let token = idp.token(ADMIN, &read().resource(resource));
+        assert_status(sec, "/notes", &token, StatusCode::OK, "control").await;
+        let (head, rest) = token.split_once('.').unwrap();
+        let (payload, sig) = rest.split_once('.').unwrap();
+
+        // A flipped signature byte.
+        let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        raw[10] ^= 1;
+        let t = format!("{head}.{payload}.{}", URL_SAFE_NO_PAD.encode(&raw));
+        assert_status(sec, "/notes", &t, StatusCode::UNAUTHORIZED, "signature").await;
+
+        // A payload granting more, under the original signature.
+        let mut claims = part(&token, 1);
+        claims["scope"] = json!("notes:read admin");
+        claims["roles"] = json!(["admin"]);
+        let t = format!("{head}.{}.{sig}", b64(&claims));
+        assert_status(sec, "/notes", &t, StatusCode::UNAUTHORIZED, "payload").await;
+
+        // alg none, with and without the signature, in several spellings.
+        let mut h = part(&token, 0);
+        for none in ["none", "None", "NONE"] {
+            h["alg"] = json!(none);
+            for s in ["", sig] {
+                let t = format!("{}.{payload}.{s}", b64(&h));
+                assert_status(sec, "/notes", &t, StatusCode::UNAUTHORIZED, none).await;
+            }
+        }
+
+        // HS256/384/512 "signed" with the provider's public key (as PEM, as
+        // anyone can derive it from the JWKS), under the key's kid.
+        let header0 = part(&token, 0);
+        let kid = header0["kid"].as_str().unwrap();
+        let pem = idp.public_pem(kid);
+        let claims = part(&token, 1);
+        for secret in [pem.as_str(), pem.trim_end()] {
+            for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+                let mut h = Header::new(alg);
+                h.kid = Some(kid.to_owned());
+                h.typ = Some("at+jwt".into());
+                let t = encode(&h, &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap();
+                assert_status(sec, "/notes", &t, StatusCode::UNAUTHORIZED, "HS with PEM").await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotated_keys_are_fetched_and_withdrawn_keys_stop_verifying() {
+    // Its own provider: rotation changes the keys for everyone.
+    let idp = OidcProvider::start();
+    let meta = ProviderMetadata::discover(idp.issuer()).await.unwrap();
+    // Refetch at once on an unknown kid, refresh on every request: the test
+    // sees each change of the JWKS without waiting.
+    let jwks = meta
+        .jwks_client()
+        .unwrap()
+        .min_refetch_interval(Duration::ZERO)
+        .refresh_every(Duration::ZERO);
     let sec = Security::builder()
-        .jwt(
-            JwtConfig::key_source(jwks)
-                .issuer(idp.issuer())
-                .audience(API_ES),
-        )
+        .jwt(JwtConfig::key_source(jwks).audience(API))
         .build()
         .unwrap();
-    call(&sec, Some(&token)).await.assert_status_is_ok();
+    let old = idp.token(ADMIN, &read());
+    assert_eq!(part(&old, 0)["kid"], "rs-1");
+    assert_status(&sec, "/notes", &old, StatusCode::OK, "before rotation").await;
+
+    let (rs, _) = idp.rotate();
+    let new = idp.token(ADMIN, &read());
+    assert_eq!(part(&new, 0)["kid"], rs.as_str());
+    assert_status(&sec, "/notes", &new, StatusCode::OK, "new key").await;
+    // The old key is still published: its tokens keep working.
+    assert_status(&sec, "/notes", &old, StatusCode::OK, "old key kept").await;
+
+    idp.retire();
+    assert_status(
+        &sec,
+        "/notes",
+        &old,
+        StatusCode::UNAUTHORIZED,
+        "old key withdrawn",
+    )
+    .await;
+    assert_status(&sec, "/notes", &new, StatusCode::OK, "new key after retire").await;
+}
+
+// ---------------------------------------------------------------------------
+// Claims and typ
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn keycloak_shaped_realm_and_client_roles_satisfy_roles() {
+    let idp = OidcProvider::shared();
+    let sec = verifier(idp, API, |j| j.claims(ClaimMapping::keycloak("cc-admin"))).await;
+    let admin = idp.token(ADMIN, &read());
+    let reader = idp.token(READER, &read());
+    let resp = TestClient::new(app(&sec))
+        .get("/admin")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    // Realm roles, then the roles of client cc-admin; not those of `account`.
+    resp.assert_text("admin offline_access notes-admin").await;
+    assert_status(&sec, "/client-admin", &admin, StatusCode::OK, "client role").await;
+    assert_status(&sec, "/notes", &admin, StatusCode::OK, "scope").await;
+    assert_status(&sec, "/admin", &reader, StatusCode::FORBIDDEN, "reader").await;
+    assert_status(
+        &sec,
+        "/client-admin",
+        &reader,
+        StatusCode::FORBIDDEN,
+        "reader",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth0_shaped_namespaced_roles_and_permissions_are_read() {
+    let idp = OidcProvider::shared();
+    let sec = verifier(idp, API, |j| {
+        j.claims(ClaimMapping::auth0("https://example.com/"))
+    })
+    .await;
+    let admin = idp.token(ADMIN, &read());
+    let reader = idp.token(READER, &read());
+    for path in ["/admin", "/editor", "/delete", "/notes"] {
+        assert_status(&sec, path, &admin, StatusCode::OK, "admin").await;
+    }
+    for path in ["/admin", "/editor", "/delete"] {
+        assert_status(&sec, path, &reader, StatusCode::FORBIDDEN, "reader").await;
+    }
+    assert_status(&sec, "/notes", &reader, StatusCode::OK, "reader").await;
+}
+
+#[tokio::test]
+async fn typ_jwt_tokens_pass_only_where_accepted() {
+    let idp = OidcProvider::shared();
+    let token = idp.token(ADMIN, &read().resource(API_TYP_JWT));
+    assert_eq!(part(&token, 0)["typ"], "JWT");
+    let strict = verifier(idp, API_TYP_JWT, |j| j).await;
+    assert_status(
+        &strict,
+        "/notes",
+        &token,
+        StatusCode::UNAUTHORIZED,
+        "default",
+    )
+    .await;
+    let lenient = verifier(idp, API_TYP_JWT, |j| j.accept_typ(["at+jwt", "JWT"])).await;
+    assert_status(&lenient, "/notes", &token, StatusCode::OK, "accepted").await;
+    // The provider's at+jwt tokens still pass there.
+    let at = verifier(idp, API, |j| j.accept_typ(["JWT", "application/at+jwt"])).await;
+    let rfc = idp.token(ADMIN, &read());
+    assert_status(&at, "/notes", &rfc, StatusCode::OK, "application/ prefix").await;
 }
