@@ -1354,8 +1354,7 @@ async fn the_discovery_document_names_the_jwks() {
     // (OpenID Connect Discovery 1.0 §4.3): a trailing slash is another one.
     let err = JwksClient::from_discovery(&format!("{issuer}/"))
         .await
-        .err()
-        .expect("an issuer that is not the document's");
+        .expect_err("an issuer that is not the document's");
     assert!(err.to_string().contains("names the issuer"), "{err}");
     let client = JwksClient::from_discovery(&issuer).await.unwrap();
     assert_eq!(idp.hits("/.well-known/openid-configuration"), 2);
@@ -1368,8 +1367,7 @@ async fn the_discovery_document_names_the_jwks() {
                 .audience(AUD),
         )
         .build()
-        .err()
-        .expect("a second, different issuer");
+        .expect_err("a second, different issuer");
     assert!(err.to_string().contains("must be identical"), "{err}");
     let rs = Security::builder()
         .jwt(JwtConfig::key_source(client).audience(AUD))
@@ -1489,8 +1487,7 @@ async fn a_key_whose_alg_is_not_accepted_is_ignored() {
         let err = JwksClient::new(idp.url("/jwks.json"))
             .unwrap()
             .algorithms([Algorithm::RS256, alg])
-            .err()
-            .expect("HMAC accepted for a JWKS");
+            .expect_err("HMAC accepted for a JWKS");
         assert!(err.to_string().contains(&format!("{alg:?}")), "{err}");
     }
     assert!(JwksClient::new(idp.url("/jwks.json"))

@@ -175,8 +175,7 @@ async fn discovery_configures_issuer_keys_and_algorithms_in_one_call() {
                 .audience(API),
         )
         .build()
-        .err()
-        .expect("two different issuers");
+        .expect_err("two different issuers");
     assert!(err.to_string().contains("must be identical"), "{err}");
 }
 
@@ -203,8 +202,7 @@ async fn a_document_naming_another_issuer_is_refused_at_startup() {
     // A trailing slash is another issuer too.
     let err = JwtConfig::discover(&format!("{}/", idp.issuer()))
         .await
-        .err()
-        .expect("trailing slash");
+        .expect_err("trailing slash");
     assert!(err.to_string().contains("trailing slash"), "{err}");
 }
 
@@ -214,8 +212,7 @@ async fn discovery_errors_name_the_url_and_the_cause() {
     // No document at all: 404 at both well-known locations.
     let err = JwtConfig::discover(&idp.url("/nothing"))
         .await
-        .err()
-        .expect("no document")
+        .expect_err("no document")
         .to_string();
     assert!(
         err.contains(&idp.url("/nothing/.well-known/openid-configuration"))
@@ -232,8 +229,7 @@ async fn discovery_errors_name_the_url_and_the_cause() {
     let dead = format!("http://127.0.0.1:{port}");
     let err = JwtConfig::discover(&dead)
         .await
-        .err()
-        .expect("dead")
+        .expect_err("dead")
         .to_string();
     assert!(
         err.contains(&format!("{dead}/.well-known/openid-configuration"))
@@ -243,8 +239,7 @@ async fn discovery_errors_name_the_url_and_the_cause() {
     // Plain http to a remote host is refused before any request.
     let err = JwtConfig::discover("http://idp.example.com")
         .await
-        .err()
-        .expect("http")
+        .expect_err("http")
         .to_string();
     assert!(err.contains("must use https"), "{err}");
 }

@@ -57,6 +57,19 @@ use crate::{
 #[derive(Clone)]
 pub struct JwksClient(Arc<Inner>);
 
+impl std::fmt::Debug for JwksClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.0.settings;
+        f.debug_struct("JwksClient")
+            .field("url", &s.url)
+            .field("issuer", &s.issuer)
+            .field("algorithms", &s.algorithms)
+            .field("refresh_every", &s.refresh_every)
+            .field("min_refetch", &s.min_refetch)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     settings: Settings,
     agent: ureq::Agent,
