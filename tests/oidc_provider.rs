@@ -33,7 +33,8 @@ use poem::{
 };
 use poem_secure::{
     route::{get, Route},
-    secure, ClaimMapping, JwksClient, JwtConfig, Principal, ProviderMetadata, Security,
+    secure, ClaimMapping, DiscoveredKeys, JwksClient, JwtConfig, Principal, ProviderMetadata,
+    Security,
 };
 use serde_json::{json, Value};
 
@@ -221,12 +222,7 @@ async fn discovery_errors_name_the_url_and_the_cause() {
         "{err}"
     );
     // Nobody listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("http://127.0.0.1:{port}");
+    let dead = format!("http://127.0.0.1:{}", oidc_provider::free_port());
     let err = JwtConfig::discover(&dead)
         .await
         .expect_err("dead")
@@ -440,4 +436,82 @@ async fn typ_jwt_tokens_pass_only_where_accepted() {
     let at = verifier(idp, API, |j| j.accept_typ(["JWT", "application/at+jwt"])).await;
     let rfc = idp.token(ADMIN, &read());
     assert_status(&at, "/notes", &rfc, StatusCode::OK, "application/ prefix").await;
+}
+
+// ---------------------------------------------------------------------------
+// Lazy start
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_lazy_verifier_serves_503_until_the_provider_comes_up() {
+    let port = oidc_provider::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let keys = DiscoveredKeys::lazy(&issuer)
+        .unwrap()
+        .backoff(Duration::from_millis(50), Duration::from_millis(200));
+    // Builds and serves with nothing listening at the issuer.
+    let sec = Security::builder()
+        .jwt(JwtConfig::key_source(keys.clone()).audience(API))
+        .build()
+        .unwrap();
+    // Any token, even one of another provider: refused with 503, not 401
+    // (the app cannot tell yet) and never accepted.
+    let foreign = OidcProvider::shared().token(ADMIN, &read());
+    for _ in 0..3 {
+        assert_status(
+            &sec,
+            "/notes",
+            &foreign,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "down",
+        )
+        .await;
+    }
+    assert!(!keys.is_ready());
+
+    let idp = OidcProvider::start_on(port);
+    assert_eq!(idp.issuer(), issuer);
+    // The background retries (backoff at most 200 ms) find it.
+    let t0 = std::time::Instant::now();
+    while !keys.is_ready() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "keys never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = idp.token(ADMIN, &read());
+    assert_status(&sec, "/notes", &token, StatusCode::OK, "after start").await;
+    // The other provider's token names another issuer and another key.
+    assert_status(
+        &sec,
+        "/notes",
+        &foreign,
+        StatusCode::UNAUTHORIZED,
+        "foreign",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_lazy_verifier_never_trusts_a_document_naming_another_issuer() {
+    let idp = OidcProvider::shared();
+    let keys = DiscoveredKeys::lazy(&idp.url("/mismatch"))
+        .unwrap()
+        .backoff(Duration::from_millis(20), Duration::from_millis(50));
+    assert!(!keys.load().await, "a mismatched document loaded");
+    let sec = Security::builder()
+        .jwt(JwtConfig::key_source(keys.clone()).audience(API))
+        .build()
+        .unwrap();
+    let token = idp.token(ADMIN, &read());
+    for _ in 0..3 {
+        assert_status(
+            &sec,
+            "/notes",
+            &token,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "mismatch",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert!(!keys.is_ready());
 }

@@ -2,11 +2,19 @@
 //! Authorization Server Metadata (RFC 8414), with the exact issuer match both
 //! require.
 
+use std::{
+    sync::{Arc, RwLock, Weak},
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 use crate::{
+    credentials::BoxFuture,
     jwks::{agent, check_url, fetch, url_problem, ASYMMETRIC},
-    Algorithm, ConfigError, JwksClient, JwtConfig,
+    security::AUDIT_TARGET,
+    Algorithm, ConfigError, JwksClient, JwtConfig, KeySource, KeySourceDown,
 };
 
 /// What an identity provider publishes about itself, read from its
@@ -291,6 +299,230 @@ impl JwtConfig {
     /// [`discover`](Self::discover)).
     pub fn from_metadata(meta: &ProviderMetadata) -> Result<JwtConfig, ConfigError> {
         Ok(JwtConfig::key_source(meta.jwks_client()?).issuer(meta.issuer()))
+    }
+}
+
+impl JwtConfig {
+    /// Resource-server mode that starts without the provider: the app
+    /// serves at once, guarded routes answer 503 until the discovery
+    /// document and the keys are loaded, and loading is retried with
+    /// backoff (see [`DiscoveredKeys`]). Only the URL is checked here; the
+    /// discovery checks of [`discover`](Self::discover) apply when it loads.
+    ///
+    /// ```
+    /// use secure_runtime::{JwtConfig, Security};
+    /// // Builds even though nothing answers there (yet).
+    /// let jwt = JwtConfig::discover_lazily("https://login.example.com/realms/acme")
+    ///     .unwrap()
+    ///     .audience("notes-api");
+    /// let security = Security::builder().jwt(jwt).build().unwrap();
+    /// # let _ = security;
+    /// ```
+    pub fn discover_lazily(issuer: &str) -> Result<JwtConfig, ConfigError> {
+        Ok(JwtConfig::key_source(DiscoveredKeys::lazy(issuer)?))
+    }
+}
+
+/// A key source that discovers its provider on first need, so that the app
+/// can start while the provider is down ([`JwtConfig::discover_lazily`]).
+///
+/// * Until the discovery document and the JWKS are loaded, every token is
+///   refused with 503 (fail closed), never accepted.
+/// * Loading starts at once in the background when a Tokio runtime is
+///   running, and otherwise on the first token. A failure is logged (audit
+///   target, event `discovery_failed`, with the URL and the cause) and
+///   retried after a backoff that doubles from 1 s up to 60 s; requests in
+///   between are answered 503 without a fetch.
+/// * The document must name exactly this issuer, as with
+///   [`JwtConfig::discover`]: a mismatch is retried like any failure, so
+///   the routes stay closed and the log says why.
+/// * Once loaded, it is the discovered [`JwksClient`], with its caching and
+///   rotation.
+///
+/// ```
+/// use std::time::Duration;
+/// use secure_runtime::{DiscoveredKeys, JwtConfig};
+/// let keys = DiscoveredKeys::lazy("https://login.example.com/realms/acme")
+///     .unwrap()
+///     .backoff(Duration::from_millis(500), Duration::from_secs(30));
+/// assert!(!keys.is_ready());
+/// let jwt = JwtConfig::key_source(keys).audience("notes-api");
+/// # let _ = jwt;
+/// ```
+#[derive(Clone)]
+pub struct DiscoveredKeys(Arc<LazyInner>);
+
+struct LazyInner {
+    issuer: String,
+    first_backoff: Duration,
+    max_backoff: Duration,
+    state: RwLock<LazyState>,
+    loading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct LazyState {
+    client: Option<JwksClient>,
+    failures: u32,
+    next_try: Option<Instant>,
+}
+
+impl std::fmt::Debug for DiscoveredKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoveredKeys")
+            .field("issuer", &self.0.issuer)
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DiscoveredKeys {
+    /// A source for `issuer`, loaded on first need (the URL is checked now).
+    pub fn lazy(issuer: &str) -> Result<Self, ConfigError> {
+        check_url(&openid_url(issuer))?;
+        Ok(Self::with(
+            issuer,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        ))
+    }
+
+    fn with(issuer: &str, first: Duration, max: Duration) -> Self {
+        let keys = DiscoveredKeys(Arc::new(LazyInner {
+            issuer: issuer.to_owned(),
+            first_backoff: first,
+            max_backoff: max.max(first),
+            state: RwLock::new(LazyState::default()),
+            loading: tokio::sync::Mutex::new(()),
+        }));
+        keys.start_in_background();
+        keys
+    }
+
+    /// The wait after the first failure, doubling up to `max` (defaults
+    /// 1 s and 60 s).
+    pub fn backoff(self, first: Duration, max: Duration) -> Self {
+        Self::with(&self.0.issuer, first, max)
+    }
+
+    /// Whether the keys are loaded (tokens can be verified).
+    pub fn is_ready(&self) -> bool {
+        self.0.state().client.is_some()
+    }
+
+    /// Loads now unless loaded (one attempt, shared by concurrent callers,
+    /// whatever the backoff); returns whether the keys are ready.
+    pub async fn load(&self) -> bool {
+        self.0.attempt(true).await.is_some()
+    }
+
+    /// One attempt in the background with the runtime that is running, and
+    /// more after each backoff until one succeeds (or the source is dropped).
+    fn start_in_background(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak: Weak<LazyInner> = Arc::downgrade(&self.0);
+        rt.spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.attempt(true).await.is_some() {
+                    return;
+                }
+                let wait = inner.current_backoff();
+                drop(inner);
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+}
+
+impl LazyInner {
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, LazyState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn current_backoff(&self) -> Duration {
+        let failures = self.state().failures.clamp(1, 16);
+        self.first_backoff
+            .saturating_mul(1 << (failures - 1))
+            .min(self.max_backoff)
+    }
+
+    /// The loaded client, loading it if the backoff allows (or `force`).
+    async fn attempt(&self, force: bool) -> Option<JwksClient> {
+        let due = |s: &LazyState| force || s.next_try.is_none_or(|t| Instant::now() >= t);
+        {
+            let s = self.state();
+            if let Some(c) = &s.client {
+                return Some(c.clone());
+            }
+            if !due(&s) {
+                return None;
+            }
+        }
+        let _one = self.loading.lock().await;
+        {
+            // Whoever waited for the lock looks again: the holder may have
+            // loaded it, or failed a moment ago.
+            let s = self.state();
+            if let Some(c) = &s.client {
+                return Some(c.clone());
+            }
+            if s.next_try.is_some_and(|t| Instant::now() < t) {
+                return None;
+            }
+        }
+        let loaded = match ProviderMetadata::discover(&self.issuer).await {
+            Ok(meta) => meta.jwks_client().map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        // The JWKS itself must load too, or tokens would still find no key.
+        let loaded = match loaded {
+            Ok(client) if client.refresh().await => Ok(client),
+            Ok(client) => Err(format!("cannot read the JWKS {}", client.url())),
+            Err(e) => Err(e),
+        };
+        let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+        match loaded {
+            Ok(client) => {
+                s.client = Some(client.clone());
+                Some(client)
+            }
+            Err(cause) => {
+                s.failures = s.failures.saturating_add(1);
+                drop(s);
+                let wait = self.current_backoff();
+                let mut s = self.state.write().unwrap_or_else(|p| p.into_inner());
+                s.next_try = Some(Instant::now() + wait);
+                tracing::warn!(
+                    target: AUDIT_TARGET,
+                    event = "discovery_failed",
+                    issuer = %self.issuer,
+                    cause = %cause,
+                    retry_in_ms = wait.as_millis() as u64
+                );
+                None
+            }
+        }
+    }
+}
+
+impl KeySource for DiscoveredKeys {
+    fn issuer(&self) -> Option<&str> {
+        Some(&self.0.issuer)
+    }
+
+    fn key<'a>(
+        &'a self,
+        kid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>> {
+        Box::pin(async move {
+            match self.0.attempt(false).await {
+                Some(client) => client.key(kid).await,
+                None => Err(KeySourceDown),
+            }
+        })
     }
 }
 

@@ -50,7 +50,7 @@ pub use claims::{BadClaim, ClaimMapping, MappedClaims};
 pub use client_ip::{ForwardedHeader, TrustedProxies};
 pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
 #[cfg(feature = "jwks")]
-pub use discovery::ProviderMetadata;
+pub use discovery::{DiscoveredKeys, ProviderMetadata};
 pub use error::{problem, AuthRejection, Denied};
 pub use guard::{guard_check, Guard, GuardCheck};
 pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};

@@ -108,7 +108,7 @@ impl OidcProvider {
     /// As [`start`](Self::start), with extra environment (e.g.
     /// `OIDC_REDIRECT_URIS`).
     pub fn start_with(env: &[(&str, &str)]) -> OidcProvider {
-        match Self::try_start(env) {
+        match Self::try_start(0, env) {
             Ok(p) => p,
             Err(e) => panic!("could not start the OpenID provider: {e}"),
         }
@@ -122,7 +122,16 @@ impl OidcProvider {
         SHARED.get_or_init(OidcProvider::start)
     }
 
-    fn try_start(env: &[(&str, &str)]) -> Result<OidcProvider, String> {
+    /// Starts a provider on `port` (e.g. one a lazily configured verifier
+    /// already points at), or panics.
+    pub fn start_on(port: u16) -> OidcProvider {
+        match Self::try_start(port, &[]) {
+            Ok(p) => p,
+            Err(e) => panic!("could not start the OpenID provider on port {port}: {e}"),
+        }
+    }
+
+    fn try_start(port: u16, env: &[(&str, &str)]) -> Result<OidcProvider, String> {
         let node = node();
         if !node.is_file() {
             return Err(format!(
@@ -141,7 +150,7 @@ impl OidcProvider {
         let t0 = Instant::now();
         let mut child = Command::new(&node)
             .arg(workspace().join("tests/oidc/provider.mjs"))
-            .args(["--port", "0"])
+            .args(["--port", &port.to_string()])
             .env("OIDC_EXIT_ON_EOF", "1")
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
@@ -315,6 +324,14 @@ impl Drop for OidcProvider {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 fn kids(v: &Value) -> (String, String) {
