@@ -33,8 +33,8 @@ use poem::{
 };
 use poem_secure::{
     route::{get, Route},
-    secure, ClaimMapping, DiscoveredKeys, JwksClient, JwtConfig, Principal, ProviderMetadata,
-    Security,
+    secure, ClaimMapping, DiscoveredKeys, HttpsTrust, JwksClient, JwtConfig, Principal,
+    ProviderMetadata, Security,
 };
 use serde_json::{json, Value};
 
@@ -514,4 +514,134 @@ async fn a_lazy_verifier_never_trusts_a_document_naming_another_issuer() {
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     assert!(!keys.is_ready());
+}
+
+// ---------------------------------------------------------------------------
+// https: the system's CAs by default, a private CA when configured
+// ---------------------------------------------------------------------------
+
+const OTHER_CA: &[u8] = include_bytes!("keys/tls/other_ca.pem");
+
+#[tokio::test]
+async fn a_provider_behind_a_private_ca_is_trusted_only_when_configured() {
+    let idp = OidcProvider::start_https();
+    assert!(idp.issuer().starts_with("https://127.0.0.1:"));
+
+    // The system's CAs (the default), Mozilla's list, another CA: the
+    // certificate is refused, and the error says so with the URL.
+    for (what, result) in [
+        ("default", JwtConfig::discover(idp.issuer()).await),
+        (
+            "mozilla",
+            JwtConfig::discover_trusting(idp.issuer(), HttpsTrust::mozilla()).await,
+        ),
+        (
+            "other CA",
+            JwtConfig::discover_trusting(
+                idp.issuer(),
+                HttpsTrust::empty().add_ca_pem(OTHER_CA).unwrap(),
+            )
+            .await,
+        ),
+    ] {
+        let err = result.expect_err(what).to_string();
+        assert!(
+            err.contains(&idp.url("/.well-known/openid-configuration")),
+            "{what}: {err}"
+        );
+        assert!(err.to_lowercase().contains("certificate"), "{what}: {err}");
+    }
+
+    // Trusting the private CA (beside the system's, or alone), discovery
+    // and the JWKS fetch both go through, and tokens verify.
+    for trust in [
+        HttpsTrust::system()
+            .add_ca_pem(oidc_provider::TEST_CA)
+            .unwrap(),
+        HttpsTrust::empty()
+            .add_ca_pem(oidc_provider::TEST_CA)
+            .unwrap(),
+    ] {
+        let jwt = JwtConfig::discover_trusting(idp.issuer(), trust)
+            .await
+            .unwrap()
+            .audience(API);
+        let sec = Security::builder().jwt(jwt).build().unwrap();
+        let token = idp.token(ADMIN, &read());
+        assert_status(&sec, "/notes", &token, StatusCode::OK, "private CA").await;
+    }
+
+    // The JWKS client alone: the default trust cannot fetch the keys (503),
+    // the private CA can.
+    let meta = ProviderMetadata::discover_trusting(
+        idp.issuer(),
+        HttpsTrust::empty()
+            .add_ca_pem(oidc_provider::TEST_CA)
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let token = idp.token(ADMIN, &read());
+    let untrusting = JwksClient::new(meta.jwks_uri()).unwrap();
+    let sec = Security::builder()
+        .jwt(
+            JwtConfig::key_source(untrusting)
+                .issuer(idp.issuer())
+                .audience(API),
+        )
+        .build()
+        .unwrap();
+    assert_status(
+        &sec,
+        "/notes",
+        &token,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "untrusted JWKS",
+    )
+    .await;
+    let trusting = JwksClient::new(meta.jwks_uri()).unwrap().https_trust(
+        HttpsTrust::system()
+            .add_ca_pem(oidc_provider::TEST_CA)
+            .unwrap(),
+    );
+    let sec = Security::builder()
+        .jwt(
+            JwtConfig::key_source(trusting)
+                .issuer(idp.issuer())
+                .audience(API),
+        )
+        .build()
+        .unwrap();
+    assert_status(&sec, "/notes", &token, StatusCode::OK, "trusted JWKS").await;
+
+    // A lazy verifier with the private CA loads too.
+    let keys = DiscoveredKeys::lazy(idp.issuer()).unwrap().https_trust(
+        HttpsTrust::empty()
+            .add_ca_pem(oidc_provider::TEST_CA)
+            .unwrap(),
+    );
+    assert!(keys.load().await);
+}
+
+#[test]
+fn ca_pem_that_is_not_a_certificate_is_a_configuration_error() {
+    for (pem, want) in [
+        (&b"not a certificate"[..], "no certificate"),
+        (
+            include_bytes!("keys/tls/server.key"),
+            "other than certificates",
+        ),
+        (include_bytes!("keys/rsa_public.pem"), "no certificate"),
+    ] {
+        let err = HttpsTrust::system()
+            .add_ca_pem(pem)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    let err = HttpsTrust::mozilla()
+        .add_ca_pem(oidc_provider::TEST_CA)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Mozilla"), "{err}");
 }

@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use crate::{
     credentials::BoxFuture,
-    jwks::{agent, check_url, fetch, url_problem, ASYMMETRIC},
+    jwks::{check_url, fetch, url_problem, ASYMMETRIC},
     security::AUDIT_TARGET,
-    Algorithm, ConfigError, JwksClient, JwtConfig, KeySource, KeySourceDown,
+    Algorithm, ConfigError, HttpsTrust, JwksClient, JwtConfig, KeySource, KeySourceDown,
 };
 
 /// What an identity provider publishes about itself, read from its
@@ -50,6 +50,7 @@ pub struct ProviderMetadata {
     authorization_endpoint: Option<String>,
     introspection_endpoint: Option<String>,
     url: String,
+    trust: HttpsTrust,
 }
 
 /// `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery 1.0
@@ -95,13 +96,29 @@ impl ProviderMetadata {
     /// the provider has no such document (HTTP 404), RFC 8414 metadata
     /// (`/.well-known/oauth-authorization-server`).
     pub async fn discover(issuer: &str) -> Result<Self, ConfigError> {
+        Self::discover_trusting(issuer, HttpsTrust::default()).await
+    }
+
+    /// [`discover`](Self::discover) trusting these certificate authorities,
+    /// for the document and then for the JWKS (a provider behind a private
+    /// CA).
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), secure_runtime::ConfigError> {
+    /// use secure_runtime::{HttpsTrust, ProviderMetadata};
+    /// let ca = std::fs::read("/etc/acme/ca.pem").unwrap();
+    /// let trust = HttpsTrust::system().add_ca_pem(&ca)?;
+    /// let meta = ProviderMetadata::discover_trusting("https://sso.acme.internal/realms/x", trust).await?;
+    /// # let _ = meta; Ok(()) }
+    /// ```
+    pub async fn discover_trusting(issuer: &str, trust: HttpsTrust) -> Result<Self, ConfigError> {
         let url = openid_url(issuer);
         check_url(&url)?;
-        match fetch(agent(), url.clone()).await {
-            Ok(body) => Self::from_document(issuer, &url, &body),
+        match fetch(trust.agent(), url.clone()).await {
+            Ok(body) => Self::from_document(issuer, &url, &body).map(|m| m.trusting(trust)),
             Err(cause) if cause.starts_with("HTTP status 404") => {
                 let oauth = oauth_url(issuer)?;
-                Self::fetch_inner(issuer, &oauth).await.map_err(|e| {
+                Self::fetch_inner(issuer, &oauth, trust).await.map_err(|e| {
                     ConfigError::new(format!(
                         "no discovery document for issuer {issuer:?}: {url} answered 404, and \
                          the RFC 8414 metadata failed too: {e}"
@@ -115,7 +132,7 @@ impl ProviderMetadata {
     /// OpenID Connect Discovery 1.0 only:
     /// `{issuer}/.well-known/openid-configuration`.
     pub async fn openid_configuration(issuer: &str) -> Result<Self, ConfigError> {
-        Self::fetch_from(issuer, openid_url(issuer)).await
+        Self::fetch_from(issuer, openid_url(issuer), HttpsTrust::default()).await
     }
 
     /// RFC 8414 only: `/.well-known/oauth-authorization-server` inserted
@@ -129,23 +146,28 @@ impl ProviderMetadata {
     /// # let _ = meta; Ok(()) }
     /// ```
     pub async fn oauth_authorization_server(issuer: &str) -> Result<Self, ConfigError> {
-        Self::fetch_from(issuer, oauth_url(issuer)?).await
+        Self::fetch_from(issuer, oauth_url(issuer)?, HttpsTrust::default()).await
     }
 
-    async fn fetch_from(issuer: &str, url: String) -> Result<Self, ConfigError> {
-        Self::fetch_inner(issuer, &url)
+    async fn fetch_from(issuer: &str, url: String, trust: HttpsTrust) -> Result<Self, ConfigError> {
+        Self::fetch_inner(issuer, &url, trust)
             .await
             .map_err(ConfigError::new)
     }
 
-    async fn fetch_inner(issuer: &str, url: &str) -> Result<Self, String> {
+    async fn fetch_inner(issuer: &str, url: &str, trust: HttpsTrust) -> Result<Self, String> {
         if let Some(p) = url_problem(url) {
             return Err(format!("{url:?}: {p}"));
         }
-        let body = fetch(agent(), url.to_owned())
+        let body = fetch(trust.agent(), url.to_owned())
             .await
             .map_err(|cause| format!("cannot read the discovery document {url}: {cause}"))?;
-        Self::parse(issuer, url, &body)
+        Self::parse(issuer, url, &body).map(|m| m.trusting(trust))
+    }
+
+    fn trusting(mut self, trust: HttpsTrust) -> Self {
+        self.trust = trust;
+        self
     }
 
     /// Reads a metadata document fetched from `url` for `issuer`, with the
@@ -227,6 +249,7 @@ impl ProviderMetadata {
             authorization_endpoint: text("authorization_endpoint")?,
             introspection_endpoint: text("introspection_endpoint")?,
             url: url.to_owned(),
+            trust: HttpsTrust::default(),
         })
     }
 
@@ -260,9 +283,14 @@ impl ProviderMetadata {
     }
 
     /// A JWKS client for these keys, bound to this issuer and these
-    /// algorithms.
+    /// algorithms, trusting the CAs the document was fetched with.
     pub fn jwks_client(&self) -> Result<JwksClient, ConfigError> {
-        JwksClient::discovered(&self.jwks_uri, &self.issuer, self.algorithms.clone())
+        JwksClient::discovered(
+            &self.jwks_uri,
+            &self.issuer,
+            self.algorithms.clone(),
+            self.trust.clone(),
+        )
     }
 }
 
@@ -293,6 +321,15 @@ impl JwtConfig {
     /// ```
     pub async fn discover(issuer: &str) -> Result<JwtConfig, ConfigError> {
         Self::from_metadata(&ProviderMetadata::discover(issuer).await?)
+    }
+
+    /// [`discover`](Self::discover) trusting these certificate authorities
+    /// for the discovery and JWKS fetches (a provider behind a private CA).
+    pub async fn discover_trusting(
+        issuer: &str,
+        trust: HttpsTrust,
+    ) -> Result<JwtConfig, ConfigError> {
+        Self::from_metadata(&ProviderMetadata::discover_trusting(issuer, trust).await?)
     }
 
     /// Resource-server mode from metadata read before (see
@@ -354,6 +391,7 @@ pub struct DiscoveredKeys(Arc<LazyInner>);
 
 struct LazyInner {
     issuer: String,
+    trust: HttpsTrust,
     first_backoff: Duration,
     max_backoff: Duration,
     state: RwLock<LazyState>,
@@ -382,14 +420,16 @@ impl DiscoveredKeys {
         check_url(&openid_url(issuer))?;
         Ok(Self::with(
             issuer,
+            HttpsTrust::default(),
             Duration::from_secs(1),
             Duration::from_secs(60),
         ))
     }
 
-    fn with(issuer: &str, first: Duration, max: Duration) -> Self {
+    fn with(issuer: &str, trust: HttpsTrust, first: Duration, max: Duration) -> Self {
         let keys = DiscoveredKeys(Arc::new(LazyInner {
             issuer: issuer.to_owned(),
+            trust,
             first_backoff: first,
             max_backoff: max.max(first),
             state: RwLock::new(LazyState::default()),
@@ -402,7 +442,18 @@ impl DiscoveredKeys {
     /// The wait after the first failure, doubling up to `max` (defaults
     /// 1 s and 60 s).
     pub fn backoff(self, first: Duration, max: Duration) -> Self {
-        Self::with(&self.0.issuer, first, max)
+        Self::with(&self.0.issuer, self.0.trust.clone(), first, max)
+    }
+
+    /// The certificate authorities trusted for the discovery and JWKS
+    /// fetches (default [`HttpsTrust::system`]).
+    pub fn https_trust(self, trust: HttpsTrust) -> Self {
+        Self::with(
+            &self.0.issuer,
+            trust,
+            self.0.first_backoff,
+            self.0.max_backoff,
+        )
     }
 
     /// Whether the keys are loaded (tokens can be verified).
@@ -473,10 +524,11 @@ impl LazyInner {
                 return None;
             }
         }
-        let loaded = match ProviderMetadata::discover(&self.issuer).await {
-            Ok(meta) => meta.jwks_client().map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let loaded =
+            match ProviderMetadata::discover_trusting(&self.issuer, self.trust.clone()).await {
+                Ok(meta) => meta.jwks_client().map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
         // The JWKS itself must load too, or tokens would still find no key.
         let loaded = match loaded {
             Ok(client) if client.refresh().await => Ok(client),

@@ -16,7 +16,7 @@ use crate::{
     credentials::BoxFuture,
     jwt::{KeySource, KeySourceDown},
     security::AUDIT_TARGET,
-    ConfigError,
+    ConfigError, HttpsTrust,
 };
 
 /// Fetches and caches an identity provider's JWKS document.
@@ -36,7 +36,8 @@ use crate::{
 ///   token is refused (503); cached keys keep working while the provider is
 ///   down.
 /// * HTTPS only, except to a loopback host; 5 s timeout; 1 MiB at most; no
-///   redirects.
+///   redirects; the system's CAs unless [`https_trust`](Self::https_trust)
+///   says otherwise.
 ///
 /// * Only the accepted [`algorithms`](Self::algorithms) are used (from
 ///   discovery: the provider's advertised ones).
@@ -88,6 +89,7 @@ struct Settings {
     algorithms: Vec<Algorithm>,
     refresh_every: Duration,
     min_refetch: Duration,
+    trust: HttpsTrust,
 }
 
 /// Every asymmetric algorithm a JWKS key may be bound to. The order decides
@@ -109,15 +111,6 @@ struct Cache {
     keys: Option<HashMap<String, (Algorithm, DecodingKey)>>,
     fetched_at: Option<Instant>,
     attempted_at: Option<Instant>,
-}
-
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .max_redirects(0)
-        .http_status_as_error(true)
-        .build()
-        .into()
 }
 
 pub(crate) fn check_url(url: &str) -> Result<(), ConfigError> {
@@ -161,7 +154,12 @@ pub(crate) async fn fetch(agent: ureq::Agent, url: String) -> Result<String, Str
             ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
                 "the server redirected (redirects are not followed)".to_owned()
             }
-            ureq::Error::Io(e) => format!("I/O error: {}", e.kind()),
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused".to_owned()
+            }
+            // TLS failures arrive here, with rustls' reason in the message
+            // ("invalid peer certificate: UnknownIssuer").
+            ureq::Error::Io(e) => format!("I/O error: {e}"),
             other => other.to_string(),
         })?;
         let status = resp.status();
@@ -266,13 +264,14 @@ impl JwksClient {
             algorithms: ASYMMETRIC.to_vec(),
             refresh_every: Duration::from_secs(900),
             min_refetch: Duration::from_secs(60),
+            trust: HttpsTrust::default(),
         }))
     }
 
     fn with(settings: Settings) -> Self {
         JwksClient(Arc::new(Inner {
+            agent: settings.trust.agent(),
             settings,
-            agent: agent(),
             cache: RwLock::new(Cache::default()),
             fetching: Arc::new(tokio::sync::Mutex::new(())),
         }))
@@ -297,11 +296,13 @@ impl JwksClient {
         jwks_uri: &str,
         issuer: &str,
         algorithms: Vec<Algorithm>,
+        trust: HttpsTrust,
     ) -> Result<Self, ConfigError> {
         check_url(jwks_uri)?;
         let mut c = Self::new(jwks_uri)?.0.settings.clone();
         c.issuer = Some(issuer.to_owned());
         c.algorithms = algorithms;
+        c.trust = trust;
         Ok(Self::with(c))
     }
 
@@ -319,6 +320,12 @@ impl JwksClient {
     /// The least time between two fetches caused by unknown `kid`s (default 60 s).
     pub fn min_refetch_interval(self, d: Duration) -> Self {
         self.rebuild(|s| s.min_refetch = d)
+    }
+
+    /// The certificate authorities trusted for the JWKS fetch (default: the
+    /// system's, [`HttpsTrust::system`]).
+    pub fn https_trust(self, trust: HttpsTrust) -> Self {
+        self.rebuild(|s| s.trust = trust)
     }
 
     /// The accepted signature algorithms, in order of preference (default:

@@ -39,6 +39,8 @@ mod sessions;
 #[allow(clippy::panic)]
 pub mod testing;
 pub mod tokens;
+#[cfg(feature = "jwks")]
+mod trust;
 mod types;
 mod users;
 
@@ -79,5 +81,7 @@ pub use security::{
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
 pub use sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore};
+#[cfg(feature = "jwks")]
+pub use trust::HttpsTrust;
 pub use types::StrictString;
 pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};

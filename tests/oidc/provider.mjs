@@ -13,6 +13,9 @@
 //                        client (authorization code + PKCE); default
 //                        http://127.0.0.1/callback
 //   OIDC_EXIT_ON_EOF=1   exit when standard input closes
+//   OIDC_TLS_CERT, OIDC_TLS_KEY
+//                        PEM files: serve https (the issuer is then
+//                        https://127.0.0.1:PORT), e.g. tests/keys/tls/
 //
 // Clients (client_secret_basic unless noted):
 //   cc-admin / cc-admin-secret    client credentials; Keycloak- and
@@ -41,7 +44,9 @@
 //   GET  /.well-known/oauth-authorization-server
 //                        the same metadata at the RFC 8414 location
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { parseArgs } from 'node:util';
 
 import Provider from 'oidc-provider';
@@ -193,7 +198,10 @@ const publicPem = (jwk) => createPublicKey({ key: jwk, format: 'jwk' })
 
 let provider;
 let handler;
-const server = createServer((req, res) => {
+const tls = process.env.OIDC_TLS_CERT && process.env.OIDC_TLS_KEY
+  ? { cert: readFileSync(process.env.OIDC_TLS_CERT), key: readFileSync(process.env.OIDC_TLS_KEY) }
+  : undefined;
+const listener = (req, res) => {
   const url = new URL(req.url, 'http://x');
   const json = (status, body) => {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -225,10 +233,11 @@ const server = createServer((req, res) => {
     req.url = '/.well-known/openid-configuration';
   }
   return handler(req, res);
-});
+};
+const server = tls ? createTlsServer(tls, listener) : createServer(listener);
 
 server.listen(port, '127.0.0.1', () => {
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
   provider = build(issuer);
   handler = provider.callback();
   console.log(`listening ${issuer}`);

@@ -122,6 +122,17 @@ impl OidcProvider {
         SHARED.get_or_init(OidcProvider::start)
     }
 
+    /// Starts a provider serving https with the certificate of
+    /// `tests/keys/tls/` (signed by the test CA `tests/keys/tls/ca.pem`);
+    /// its issuer is `https://127.0.0.1:PORT`.
+    pub fn start_https() -> OidcProvider {
+        let dir = workspace().join("tests/keys/tls");
+        let cert = dir.join("server.pem");
+        let key = dir.join("server.key");
+        let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+        Self::start_with(&[("OIDC_TLS_CERT", &cert), ("OIDC_TLS_KEY", &key)])
+    }
+
     /// Starts a provider on `port` (e.g. one a lazily configured verifier
     /// already points at), or panics.
     pub fn start_on(port: u16) -> OidcProvider {
@@ -341,10 +352,21 @@ fn kids(v: &Value) -> (String, String) {
     }
 }
 
+/// The test CA, which signed the certificate of `start_https`.
+pub const TEST_CA: &[u8] = include_bytes!("../keys/tls/ca.pem");
+
+/// The tests' own client: trusts the test CA only (for `start_https`).
 fn agent() -> ureq::Agent {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let ca = Certificate::from_pem(TEST_CA).unwrap_or_else(|e| panic!("test CA: {e}"));
     ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&[ca]))
+                .build(),
+        )
         .build()
         .into()
 }
