@@ -23,7 +23,8 @@ use std::time::Duration;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use oidc_provider::{
-    OidcProvider, TokenRequest, ADMIN, API, API_ES, API_SHORT, API_TYP_JWT, READER,
+    OidcProvider, TokenRequest, ADMIN, API, API_ES, API_OPAQUE, API_SHORT, API_TYP_JWT,
+    INTROSPECTOR, READER,
 };
 use poem::{
     handler,
@@ -33,8 +34,8 @@ use poem::{
 };
 use poem_secure::{
     route::{get, Route},
-    secure, ClaimMapping, DiscoveredKeys, HttpsTrust, JwksClient, JwtConfig, Principal,
-    ProviderMetadata, Security,
+    secure, ClaimMapping, DiscoveredKeys, HttpsTrust, Introspection, JwksClient, JwtConfig,
+    Principal, ProviderMetadata, Security,
 };
 use serde_json::{json, Value};
 
@@ -644,4 +645,138 @@ fn ca_pem_that_is_not_a_certificate_is_a_configuration_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("Mozilla"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Opaque tokens: RFC 7662 introspection
+// ---------------------------------------------------------------------------
+
+fn introspection(meta: &ProviderMetadata) -> Introspection {
+    Introspection::from_metadata(meta, INTROSPECTOR.0, INTROSPECTOR.1).unwrap()
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_checked_by_introspection() {
+    let idp = OidcProvider::shared();
+    let meta = ProviderMetadata::discover(idp.issuer()).await.unwrap();
+    // No cache: a revocation at the provider counts at once.
+    let sec = Security::builder()
+        .jwt(
+            JwtConfig::from_metadata(&meta)
+                .unwrap()
+                .audience(API_OPAQUE)
+                .claims(ClaimMapping::auth0("https://example.com"))
+                .introspection(introspection(&meta).cache(0, Duration::ZERO)),
+        )
+        .build()
+        .unwrap();
+    let admin = idp.token(ADMIN, &read().resource(API_OPAQUE));
+    let reader = idp.token(READER, &read().resource(API_OPAQUE));
+    assert!(!admin.contains('.'), "not opaque: {admin}");
+    for path in ["/notes", "/admin", "/delete"] {
+        assert_status(&sec, path, &admin, StatusCode::OK, "admin").await;
+    }
+    assert_status(&sec, "/notes", &reader, StatusCode::OK, "reader").await;
+    assert_status(&sec, "/admin", &reader, StatusCode::FORBIDDEN, "reader").await;
+    let write = idp.token(
+        ADMIN,
+        &TokenRequest::scope("notes:write").resource(API_OPAQUE),
+    );
+    assert_status(&sec, "/notes", &write, StatusCode::FORBIDDEN, "scope").await;
+    // Made up, or revoked at the provider: inactive.
+    for made_up in ["not-a-token", "x", &reader[..reader.len() - 1]] {
+        assert_status(&sec, "/notes", made_up, StatusCode::UNAUTHORIZED, made_up).await;
+    }
+    idp.revoke(ADMIN, &admin);
+    assert_status(&sec, "/notes", &admin, StatusCode::UNAUTHORIZED, "revoked").await;
+
+    // A verifier for https://api.test with introspection too: JWTs keep the
+    // signature path, and an opaque token for another audience is refused.
+    let api = Security::builder()
+        .jwt(
+            JwtConfig::from_metadata(&meta)
+                .unwrap()
+                .audience(API)
+                .introspection(introspection(&meta)),
+        )
+        .build()
+        .unwrap();
+    let jwt = idp.token(ADMIN, &read());
+    assert_status(&api, "/notes", &jwt, StatusCode::OK, "JWT").await;
+    assert_status(&api, "/notes", &reader, StatusCode::UNAUTHORIZED, "aud").await;
+    // Opaque only: a JWT is refused there, whoever signed it.
+    let opaque_only = Security::builder()
+        .jwt(
+            JwtConfig::opaque(introspection(&meta))
+                .issuer(idp.issuer())
+                .audience(API),
+        )
+        .build()
+        .unwrap();
+    assert_status(
+        &opaque_only,
+        "/notes",
+        &jwt,
+        StatusCode::UNAUTHORIZED,
+        "JWT",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn introspection_fails_closed_and_caches_within_bounds() {
+    // Its own provider: it is killed below.
+    let idp = OidcProvider::start();
+    let meta = ProviderMetadata::discover(idp.issuer()).await.unwrap();
+    let verifier = |i: Introspection| {
+        Security::builder()
+            .jwt(
+                JwtConfig::from_metadata(&meta)
+                    .unwrap()
+                    .audience(API_OPAQUE)
+                    .introspection(i),
+            )
+            .build()
+            .unwrap()
+    };
+    let t1 = idp.token(ADMIN, &read().resource(API_OPAQUE));
+    let t2 = idp.token(ADMIN, &read().resource(API_OPAQUE));
+
+    // Credentials the provider refuses: 503 (a misconfiguration is not the
+    // client's fault), never a pass.
+    let wrong = verifier(Introspection::from_metadata(&meta, INTROSPECTOR.0, "wrong").unwrap());
+    assert_status(
+        &wrong,
+        "/notes",
+        &t1,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "bad secret",
+    )
+    .await;
+
+    let long = verifier(introspection(&meta).cache(100, Duration::from_secs(60)));
+    let short = verifier(introspection(&meta).cache(100, Duration::from_millis(200)));
+    assert_status(&long, "/notes", &t1, StatusCode::OK, "long").await;
+    assert_status(&short, "/notes", &t1, StatusCode::OK, "short").await;
+
+    idp.kill();
+    // The cached answer serves while it is fresh; anything else fails closed.
+    assert_status(&long, "/notes", &t1, StatusCode::OK, "cached").await;
+    assert_status(
+        &long,
+        "/notes",
+        &t2,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "uncached",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_status(
+        &short,
+        "/notes",
+        &t1,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "expired entry",
+    )
+    .await;
 }

@@ -51,6 +51,9 @@ pub use verify::credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, Re
 pub use verify::discovery::{DiscoveredKeys, ProviderMetadata};
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use verify::introspection::Introspection;
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use verify::jwks::JwksClient;
 pub use verify::jwt::{
     Algorithm, JwtConfig, KeySource, KeySourceDown, TokenError, MAX_LEEWAY_SECS,

@@ -294,6 +294,22 @@ impl OidcProvider {
         )
     }
 
+    /// Revokes `token` at the provider (RFC 7009), as `client`.
+    pub fn revoke(&self, client: Client, token: &str) {
+        let resp = agent()
+            .post(&self.url("/token/revocation"))
+            .header(
+                "authorization",
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{}", client.0, client.1))
+                ),
+            )
+            .send_form([("token", token)])
+            .unwrap_or_else(|e| panic!("revocation: {e}"));
+        assert!(resp.status().is_success(), "revocation: {}", resp.status());
+    }
+
     /// New RS256 and ES256 signing keys; the old ones stay in the JWKS.
     /// Returns the new `(rs_kid, es_kid)`.
     pub fn rotate(&self) -> (String, String) {

@@ -281,6 +281,11 @@ impl ProviderMetadata {
         &self.url
     }
 
+    /// The CAs the document was fetched with (used for the later fetches).
+    pub(crate) fn trust(&self) -> &HttpsTrust {
+        &self.trust
+    }
+
     /// A JWKS client for these keys, bound to this issuer and these
     /// algorithms, trusting the CAs the document was fetched with.
     pub fn jwks_client(&self) -> Result<JwksClient, ConfigError> {

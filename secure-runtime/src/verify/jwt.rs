@@ -58,6 +58,8 @@ pub enum TokenError {
     /// `iat` missing (RFC 9068 §2.2 requires it), not a number, or in the
     /// future beyond the leeway.
     IssuedAt,
+    /// An opaque token the introspection endpoint calls inactive (RFC 7662).
+    Inactive,
 }
 
 impl fmt::Display for TokenError {
@@ -76,6 +78,7 @@ impl fmt::Display for TokenError {
             TokenError::UnknownKey => "unknown key id",
             TokenError::Critical => "unsupported crit header",
             TokenError::IssuedAt => "missing or future iat",
+            TokenError::Inactive => "inactive token",
         };
         f.write_str(s)
     }
@@ -98,6 +101,31 @@ pub trait KeySource: Send + Sync + 'static {
     fn issuer(&self) -> Option<&str> {
         None
     }
+}
+
+/// Verifies tokens that are not JWTs (RFC 7662 introspection, feature
+/// `jwks`), for the issuer, audience and claim mapping of its [`JwtConfig`].
+pub(crate) trait OpaqueTokens: Send + Sync + 'static {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+        expect: Expect<'a>,
+    ) -> BoxFuture<'a, Result<Principal, VerifyError>>;
+}
+
+/// What an opaque token must match, from the verifier's configuration.
+#[derive(Clone, Copy)]
+pub(crate) struct Expect<'a> {
+    pub(crate) issuer: &'a str,
+    pub(crate) audience: &'a str,
+    pub(crate) leeway: u64,
+    pub(crate) mapping: Option<&'a ClaimMapping>,
+}
+
+/// Whether `token` has the shape of a JWS in compact form (three segments):
+/// only other tokens are sent to introspection.
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
 /// A [`KeySource`] has no usable key set (fail closed: 503).
@@ -147,6 +175,8 @@ pub struct JwtConfig {
     keys: Vec<VerifyKey>,
     signing: Option<SigningKey>,
     source: Option<Arc<dyn KeySource>>,
+    /// Tokens that are not JWTs go here (RFC 7662 introspection).
+    pub(crate) opaque: Option<Arc<dyn OpaqueTokens>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
@@ -214,6 +244,7 @@ impl JwtConfig {
             keys: Vec::new(),
             signing: None,
             source: None,
+            opaque: None,
             issuer: None,
             audience: None,
             leeway: 30,
@@ -559,6 +590,18 @@ impl JwtVerifier {
     /// [`verify_now`](Self::verify_now) leaves): looks the `kid` up (may
     /// fetch); only that key's algorithm is accepted.
     pub(crate) async fn verify_with_source(&self, token: &str) -> Result<Principal, VerifyError> {
+        if let Some(opaque) = &self.0.config.opaque {
+            if !looks_like_jwt(token) {
+                let cfg = &self.0.config;
+                let expect = Expect {
+                    issuer: &self.0.issuer,
+                    audience: &self.0.audience,
+                    leeway: cfg.leeway,
+                    mapping: cfg.claims.as_deref(),
+                };
+                return opaque.verify(token, expect).await;
+            }
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         match (&self.0.config.source, header.kid.as_deref()) {
             (Some(source), Some(kid)) => match source.key(kid).await {
@@ -576,6 +619,9 @@ impl JwtVerifier {
     /// ([`verify_with_source`](Self::verify_with_source)).
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, VerifyError>> {
         let cfg = &self.0.config;
+        if cfg.opaque.is_some() && !looks_like_jwt(token) {
+            return None;
+        }
         // Fast path: one static key and no key source — no separate header parse.
         if cfg.source.is_none() && cfg.keys.len() == 1 {
             if let Some(k) = cfg.keys.first() {

@@ -8,6 +8,8 @@ pub(crate) mod credentials;
 #[cfg(feature = "jwks")]
 pub(crate) mod discovery;
 #[cfg(feature = "jwks")]
+pub(crate) mod introspection;
+#[cfg(feature = "jwks")]
 pub(crate) mod jwks;
 pub(crate) mod jwt;
 #[cfg(feature = "jwks")]
