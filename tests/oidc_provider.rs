@@ -780,3 +780,27 @@ async fn introspection_fails_closed_and_caches_within_bounds() {
     )
     .await;
 }
+
+// ---------------------------------------------------------------------------
+// Authorization code + PKCE (what Swagger UI does in a browser)
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_user_token_from_the_login_pages_passes_with_the_users_subject() {
+    let idp = OidcProvider::shared();
+    let resp = idp.authorization_code("alice", "openid notes:read");
+    let token = resp["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{resp}"));
+    let claims = part(token, 1);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], "spa");
+    let sec = verifier(idp, API, |j| j).await;
+    let resp = TestClient::new(app(&sec))
+        .get("/notes")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    resp.assert_text("alice|notes:read").await;
+}

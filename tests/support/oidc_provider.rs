@@ -26,7 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
+use base64::{
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+    Engine as _,
+};
 use serde_json::Value;
 
 /// How long `start` waits for the discovery document.
@@ -294,6 +297,64 @@ impl OidcProvider {
         )
     }
 
+    /// Authorization code + PKCE (S256) as the public client `spa`, through
+    /// the provider's own login and consent pages (any login and password),
+    /// as a browser would, with `redirect_uri` = `http://127.0.0.1/callback`
+    /// (the default of `OIDC_REDIRECT_URIS`). Returns the token response.
+    pub fn authorization_code(&self, user: &str, scope: &str) -> Value {
+        use sha2::{Digest, Sha256};
+        let redirect = "http://127.0.0.1/callback";
+        let verifier = "poem-secure-test-verifier-0123456789-abcdefghijklmnop";
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let mut browser = Browser::default();
+        let mut url = format!(
+            "{}?client_id=spa&response_type=code&redirect_uri={}&scope={}&state=st8\
+             &code_challenge={challenge}&code_challenge_method=S256&resource={API}",
+            self.url("/auth"),
+            redirect.replace(':', "%3A").replace('/', "%2F"),
+            scope.replace(' ', "%20"),
+        );
+        // /auth → login page → /auth → consent page → /auth → redirect_uri.
+        for step in 0..10 {
+            if url.starts_with(redirect) {
+                break;
+            }
+            url = if url.contains("/interaction/") {
+                let page = browser.get(&url).1;
+                let prompt = if page.contains("name=\"login\"") {
+                    vec![("prompt", "login"), ("login", user), ("password", "any")]
+                } else {
+                    vec![("prompt", "consent")]
+                };
+                browser.post(&url, &prompt)
+            } else {
+                browser.get(&url).0
+            }
+            .unwrap_or_else(|| panic!("step {step}: no redirect from {url}"));
+            if url.starts_with('/') {
+                url = self.url(&url);
+            }
+        }
+        let code = url
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("code="))
+            .unwrap_or_else(|| panic!("no code in {url}"))
+            .to_owned();
+        assert!(url.contains("state=st8"), "{url}");
+        post_form(
+            &self.url("/token"),
+            None,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "spa"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+                ("resource", API),
+            ],
+        )
+    }
+
     /// Revokes `token` at the provider (RFC 7009), as `client`.
     pub fn revoke(&self, client: Client, token: &str) {
         let resp = agent()
@@ -359,6 +420,67 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// Just enough of a browser for the login pages: cookies, no redirects
+/// followed (the caller follows them).
+#[derive(Default)]
+struct Browser {
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into()
+    }
+
+    fn cookie(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// `(Location, body)`.
+    fn take(&mut self, mut resp: ureq::http::Response<ureq::Body>) -> (Option<String>, String) {
+        for c in resp.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap_or("").split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                self.cookies.insert(k.trim().to_owned(), v.to_owned());
+            }
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        (location, body)
+    }
+
+    fn get(&mut self, url: &str) -> (Option<String>, String) {
+        let resp = Self::agent()
+            .get(url)
+            .header("cookie", self.cookie())
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        self.take(resp)
+    }
+
+    fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Option<String> {
+        let resp = Self::agent()
+            .post(url)
+            .header("cookie", self.cookie())
+            .send_form(form.iter().copied())
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        self.take(resp).0
+    }
 }
 
 fn kids(v: &Value) -> (String, String) {
