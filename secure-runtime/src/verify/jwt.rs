@@ -115,6 +115,8 @@ pub(crate) trait OpaqueTokens: Send + Sync + 'static {
 
 /// What an opaque token must match, from the verifier's configuration.
 #[derive(Clone, Copy)]
+// Read by the introspection verifier, which needs the `jwks` feature.
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 pub(crate) struct Expect<'a> {
     pub(crate) issuer: &'a str,
     pub(crate) audience: &'a str,
