@@ -23,7 +23,19 @@ use crate::{model::audit::AUDIT_TARGET, ConfigError};
 ///
 /// ```
 /// use secure_runtime::HttpsTrust;
-/// const CA: &[u8] = include_bytes!("../../tests/keys/tls/ca.pem");
+/// // A CA certificate in PEM, e.g. read from a file:
+/// # const CA: &[u8] = b"\
+/// # -----BEGIN CERTIFICATE-----\n\
+/// # MIIBojCCAUmgAwIBAgIUJjn94g2TbNPmWzNefRvXCfm9T5QwCgYIKoZIzj0EAwIw\n\
+/// # HjEcMBoGA1UEAwwTcG9lbS1zZWN1cmUgdGVzdCBDQTAgFw0yNjExMzAyMDM5MzZa\n\
+/// # GA8yMTI2MTEwNjIwMzkzNlowHjEcMBoGA1UEAwwTcG9lbS1zZWN1cmUgdGVzdCBD\n\
+/// # QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABGy5kg1TLpC9IfH45eK+nmttTKqY\n\
+/// # ea37zovdyWf146vyYjlrwF/uDZgQh5QHh8bWDhtwX4AOzt0b/6Zqy+OUavOjYzBh\n\
+/// # MB0GA1UdDgQWBBTGI3Nt/rqI0xgQuYAybTADTiiwuDAfBgNVHSMEGDAWgBTGI3Nt\n\
+/// # /rqI0xgQuYAybTADTiiwuDAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIB\n\
+/// # BjAKBggqhkjOPQQDAgNHADBEAiAiWEngqeDe7+TnkER71nCuA+MJ3SHUDExaCGRS\n\
+/// # KNzUkwIgZMlExPyC8DVnHZTAneqeKznIYWNwfTebHCCFuwGC6bM=\n\
+/// # -----END CERTIFICATE-----\n";
 /// // The system's CAs plus the company's private one:
 /// let trust = HttpsTrust::system().add_ca_pem(CA).unwrap();
 /// // Only the private CA:
