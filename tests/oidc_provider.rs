@@ -804,3 +804,106 @@ async fn a_user_token_from_the_login_pages_passes_with_the_users_subject() {
     resp.assert_status_is_ok();
     resp.assert_text("alice|notes:read").await;
 }
+
+// ---------------------------------------------------------------------------
+// examples/resource_server.rs, as a user runs it
+// ---------------------------------------------------------------------------
+
+/// `target/<profile>/examples/resource_server`, built (with every feature,
+/// reusing this test's artifacts) when missing or older than its source.
+fn example_binary() -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/resource_server");
+    let modified = |p: &std::path::Path| p.metadata().and_then(|m| m.modified()).ok();
+    let src = modified(&root.join("examples/resource_server.rs"));
+    if modified(&bin).is_none() || modified(&bin) < src {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = std::process::Command::new(&cargo)
+            .args(["build", "--all-features", "--example", "resource_server"])
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"))
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {cargo}: {e}"));
+        assert!(
+            out.status.success(),
+            "`cargo build --example resource_server` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(bin.is_file(), "no example binary at {}", bin.display());
+    bin
+}
+
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_example_resource_server_enforces_the_providers_tokens() {
+    let idp = OidcProvider::shared();
+    let port = oidc_provider::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _app = Killed(
+        std::process::Command::new(example_binary())
+            .env("ISSUER", idp.issuer())
+            .env("AUDIENCE", API)
+            .env("PROVIDER", "keycloak")
+            .env("CLIENT_ID", "cc-admin")
+            .env("ADDR", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the example starts"),
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |path: &str, token: Option<&str>| -> (u16, String) {
+        let mut req = agent.get(format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        match req.call() {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(_) => (0, String::new()),
+        }
+    };
+    let admin = idp.token(ADMIN, &read());
+    let reader = idp.token(READER, &read());
+    // Up, then the keys loaded in the background (503 until then).
+    let t0 = std::time::Instant::now();
+    let (status, body) = loop {
+        let (s, b) = get("/whoami", Some(&admin));
+        if s == 200 || t0.elapsed() > Duration::from_secs(30) {
+            break (s, b);
+        }
+        assert!(s == 0 || s == 503, "before the keys: {s} {b}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, 200, "{body}");
+    let who: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(who["subject"], "cc-admin");
+    assert_eq!(who["scopes"], json!(["notes:read"]));
+    assert_eq!(
+        who["roles"],
+        json!(["admin", "offline_access", "notes-admin"])
+    );
+    assert_eq!(get("/admin", Some(&admin)).0, 200);
+    assert_eq!(get("/admin", Some(&reader)).0, 403);
+    assert_eq!(get("/whoami", None).0, 401);
+    assert_eq!(get("/health", None).0, 200);
+}
