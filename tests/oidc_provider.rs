@@ -809,8 +809,9 @@ async fn a_user_token_from_the_login_pages_passes_with_the_users_subject() {
 // examples/resource_server.rs, as a user runs it
 // ---------------------------------------------------------------------------
 
-/// `target/<profile>/examples/resource_server`, built (with every feature,
-/// reusing this test's artifacts) when missing or older than its source.
+/// `target/<profile>/examples/resource_server`, built first (with every
+/// feature, reusing this test's artifacts; cargo does nothing when it is up
+/// to date with the example and the library).
 fn example_binary() -> std::path::PathBuf {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let exe = std::env::current_exe().unwrap();
@@ -819,22 +820,18 @@ fn example_binary() -> std::path::PathBuf {
         .and_then(|deps| deps.parent())
         .unwrap()
         .join("examples/resource_server");
-    let modified = |p: &std::path::Path| p.metadata().and_then(|m| m.modified()).ok();
-    let src = modified(&root.join("examples/resource_server.rs"));
-    if modified(&bin).is_none() || modified(&bin) < src {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let out = std::process::Command::new(&cargo)
-            .args(["build", "--all-features", "--example", "resource_server"])
-            .arg("--manifest-path")
-            .arg(root.join("Cargo.toml"))
-            .output()
-            .unwrap_or_else(|e| panic!("could not run {cargo}: {e}"));
-        assert!(
-            out.status.success(),
-            "`cargo build --example resource_server` failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = std::process::Command::new(&cargo)
+        .args(["build", "--all-features", "--example", "resource_server"])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cargo}: {e}"));
+    assert!(
+        out.status.success(),
+        "`cargo build --example resource_server` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(bin.is_file(), "no example binary at {}", bin.display());
     bin
 }

@@ -524,7 +524,7 @@ impl LazyInner {
             if let Some(c) = &s.client {
                 return Some(c.clone());
             }
-            if s.next_try.is_some_and(|t| Instant::now() < t) {
+            if !force && s.next_try.is_some_and(|t| Instant::now() < t) {
                 return None;
             }
         }

@@ -37,7 +37,6 @@ use crate::{
 /// * HTTPS only, except to a loopback host; 5 s timeout; 1 MiB at most; no
 ///   redirects; the system's CAs unless [`https_trust`](Self::https_trust)
 ///   says otherwise.
-///
 /// * Only the accepted [`algorithms`](Self::algorithms) are used (from
 ///   discovery: the provider's advertised ones).
 ///
@@ -298,11 +297,14 @@ impl JwksClient {
         trust: HttpsTrust,
     ) -> Result<Self, ConfigError> {
         check_url(jwks_uri)?;
-        let mut c = Self::new(jwks_uri)?.0.settings.clone();
-        c.issuer = Some(issuer.to_owned());
-        c.algorithms = algorithms;
-        c.trust = trust;
-        Ok(Self::with(c))
+        Ok(Self::with(Settings {
+            url: jwks_uri.to_owned(),
+            issuer: Some(issuer.to_owned()),
+            algorithms,
+            refresh_every: Duration::from_secs(900),
+            min_refetch: Duration::from_secs(60),
+            trust,
+        }))
     }
 
     fn rebuild(&self, f: impl FnOnce(&mut Settings)) -> Self {
