@@ -34,8 +34,8 @@ use poem::{
 };
 use poem_secure::{
     route::{get, Route},
-    secure, ClaimMapping, DiscoveredKeys, HttpsTrust, Introspection, JwksClient, JwtConfig,
-    Principal, ProviderMetadata, Security,
+    secure, AccessToken, ClaimMapping, DiscoveredKeys, HttpsTrust, Introspection, JwksClient,
+    JwtConfig, Principal, ProviderMetadata, Security,
 };
 use serde_json::{json, Value};
 
@@ -903,4 +903,100 @@ fn the_example_resource_server_enforces_the_providers_tokens() {
     assert_eq!(get("/admin", Some(&reader)).0, 403);
     assert_eq!(get("/whoami", None).0, 401);
     assert_eq!(get("/health", None).0, 200);
+}
+
+// ---------------------------------------------------------------------------
+// Own tokens and the provider's side by side: the token's iss selects
+// ---------------------------------------------------------------------------
+
+const OWN_SECRET: &[u8; 32] = b"own-issuer-secret-32-bytes-long!";
+
+#[tokio::test]
+async fn own_tokens_and_the_providers_pass_side_by_side_selected_by_iss() {
+    let idp = OidcProvider::shared();
+    let own = || {
+        JwtConfig::hs256(OWN_SECRET)
+            .unwrap()
+            .issuer("notes-demo")
+            .audience("notes-api")
+    };
+    let provider = JwtConfig::discover(idp.issuer())
+        .await
+        .unwrap()
+        .audience(API)
+        .claims(ClaimMapping::keycloak("cc-admin"));
+    let sec = Security::builder()
+        .jwt(own().also_accept(provider.clone()))
+        .build()
+        .unwrap();
+    assert!(sec.can_issue_tokens());
+
+    // Our own token: our issuer, our audience, roles from `roles`.
+    let mine = sec
+        .issue_access_token(&AccessToken {
+            subject: "alice",
+            scopes: &["notes:read"],
+            roles: &["admin"],
+            ..Default::default()
+        })
+        .unwrap()
+        .token;
+    assert_status(&sec, "/notes", &mine, StatusCode::OK, "own").await;
+    assert_status(&sec, "/admin", &mine, StatusCode::OK, "own roles").await;
+    // The provider's: its keys, its audience, its Keycloak-shaped roles.
+    let admin = idp.token(ADMIN, &read());
+    let reader = idp.token(READER, &read());
+    assert_status(&sec, "/notes", &admin, StatusCode::OK, "provider").await;
+    assert_status(&sec, "/admin", &admin, StatusCode::OK, "provider roles").await;
+    assert_status(&sec, "/admin", &reader, StatusCode::FORBIDDEN, "reader").await;
+
+    // Crossing over is refused: our secret signing a token that names the
+    // provider (verified with the provider's keys), the provider's token
+    // relabelled as ours (verified with our secret), an unknown issuer.
+    let mut forged_claims = part(&admin, 1);
+    let mut h = Header::new(Algorithm::HS256);
+    h.typ = Some("at+jwt".into());
+    h.kid = part(&admin, 0)["kid"].as_str().map(str::to_owned);
+    let forged = encode(&h, &forged_claims, &EncodingKey::from_secret(OWN_SECRET)).unwrap();
+    assert_status(
+        &sec,
+        "/notes",
+        &forged,
+        StatusCode::UNAUTHORIZED,
+        "own key, their iss",
+    )
+    .await;
+    forged_claims["iss"] = json!("notes-demo");
+    forged_claims["aud"] = json!("notes-api");
+    let (head, rest) = admin.split_once('.').unwrap();
+    let sig = rest.split_once('.').unwrap().1;
+    let relabelled = format!("{head}.{}.{sig}", b64(&forged_claims));
+    assert_status(
+        &sec,
+        "/notes",
+        &relabelled,
+        StatusCode::UNAUTHORIZED,
+        "relabelled",
+    )
+    .await;
+    let mut stranger = part(&mine, 1);
+    stranger["iss"] = json!("https://stranger.example");
+    let mut h = Header::new(Algorithm::HS256);
+    h.typ = Some("at+jwt".into());
+    let stranger = encode(&h, &stranger, &EncodingKey::from_secret(OWN_SECRET)).unwrap();
+    assert_status(
+        &sec,
+        "/notes",
+        &stranger,
+        StatusCode::UNAUTHORIZED,
+        "unknown iss",
+    )
+    .await;
+
+    // Two configurations for one issuer: which one would verify?
+    let err = Security::builder()
+        .jwt(own().also_accept(provider).also_accept(own()))
+        .build()
+        .expect_err("two configurations for one issuer");
+    assert!(err.to_string().contains("\"notes-demo\""), "{err}");
 }

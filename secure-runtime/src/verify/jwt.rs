@@ -188,6 +188,8 @@ pub struct JwtConfig {
     /// `None`: the standard claims, read by the fast typed path.
     claims: Option<Arc<ClaimMapping>>,
     require_iat: bool,
+    /// Configurations for other issuers ([`JwtConfig::also_accept`]).
+    also: Vec<JwtConfig>,
 }
 
 impl fmt::Debug for JwtConfig {
@@ -255,6 +257,7 @@ impl JwtConfig {
             error: None,
             claims: None,
             require_iat: true,
+            also: Vec::new(),
         }
     }
 
@@ -489,7 +492,57 @@ impl JwtConfig {
         self
     }
 
-    pub(crate) fn build(self) -> Result<JwtVerifier, ConfigError> {
+    /// Also accepts the tokens of another issuer, verified entirely by
+    /// `other` — its keys, audience, claim mapping, `typ`, `iat` rule. Own
+    /// tokens beside an identity provider's (during a migration), or several
+    /// providers. The token's `iss` selects the configuration, and that
+    /// configuration then checks everything, `iss` included: a token naming
+    /// one issuer is never verified with another one's keys. A token naming
+    /// none of them is refused. Opaque tokens go to the first configuration
+    /// with introspection. Tokens are issued (if at all) by `self` only.
+    ///
+    /// ```
+    /// use secure_runtime::{ClaimMapping, JwksClient, JwtConfig, Security};
+    /// let own = JwtConfig::hs256("0123456789abcdef0123456789abcdef").unwrap()
+    ///     .issuer("notes-demo")
+    ///     .audience("notes-api");
+    /// let keycloak = JwtConfig::key_source(JwksClient::new("https://sso.example.com/realms/acme/protocol/openid-connect/certs").unwrap())
+    ///     .issuer("https://sso.example.com/realms/acme")
+    ///     .audience("notes-api")
+    ///     .claims(ClaimMapping::keycloak("notes-api"))
+    ///     .accept_typ(["at+jwt", "JWT"]);
+    /// let security = Security::builder().jwt(own.also_accept(keycloak)).build().unwrap();
+    /// # let _ = security;
+    /// ```
+    pub fn also_accept(mut self, other: JwtConfig) -> Self {
+        self.also.push(other);
+        self
+    }
+
+    pub(crate) fn build(mut self) -> Result<JwtVerifier, ConfigError> {
+        // The other issuers' configurations, flattened.
+        let mut others = Vec::new();
+        let mut pending = std::mem::take(&mut self.also);
+        while let Some(mut other) = pending.pop() {
+            pending.append(&mut other.also);
+            others.push(other.build()?);
+        }
+        let primary = self.build_one()?;
+        let mut issuers = vec![primary.issuer.as_str()];
+        for o in &others {
+            if issuers.contains(&o.0.issuer.as_str()) {
+                return Err(ConfigError::new(format!(
+                    "two JWT configurations for the issuer {:?}: a token's iss must select \
+                     exactly one",
+                    o.0.issuer
+                )));
+            }
+            issuers.push(&o.0.issuer);
+        }
+        Ok(JwtVerifier(Arc::new(VerifierInner { others, ..primary })))
+    }
+
+    fn build_one(self) -> Result<VerifierInner, ConfigError> {
         if let Some(e) = self.error.clone() {
             return Err(e);
         }
@@ -547,12 +600,13 @@ impl JwtConfig {
             (alg, v)
         })
         .collect();
-        Ok(JwtVerifier(Arc::new(VerifierInner {
+        Ok(VerifierInner {
             config: self,
             validations,
             issuer,
             audience,
-        })))
+            others: Vec::new(),
+        })
     }
 }
 
@@ -565,6 +619,21 @@ struct VerifierInner {
     validations: Vec<(Algorithm, Validation)>,
     issuer: String,
     audience: String,
+    /// The verifiers of other issuers ([`JwtConfig::also_accept`]).
+    others: Vec<JwtVerifier>,
+}
+
+/// The `iss` of a token, read without verifying anything: only to choose
+/// which configuration verifies it.
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Iss>(&bytes).ok().map(|i| i.iss)
 }
 
 /// Where a bearer's verification failed: the token (401) or the key source (503).
@@ -592,6 +661,28 @@ impl JwtVerifier {
     /// [`verify_now`](Self::verify_now) leaves): looks the `kid` up (may
     /// fetch); only that key's algorithm is accepted.
     pub(crate) async fn verify_with_source(&self, token: &str) -> Result<Principal, VerifyError> {
+        match self.select(token) {
+            Some(v) => v.verify_with_source_one(token).await,
+            None => Err(TokenError::Issuer.into()),
+        }
+    }
+
+    /// The verifier for this token: `self` alone, or by the token's `iss`
+    /// among `self` and the other issuers' (an opaque token: the first with
+    /// introspection). `None`: no configuration for its issuer.
+    fn select(&self, token: &str) -> Option<&JwtVerifier> {
+        if self.0.others.is_empty() {
+            return Some(self);
+        }
+        let all = || std::iter::once(self).chain(self.0.others.iter());
+        if !looks_like_jwt(token) {
+            return all().find(|v| v.0.config.opaque.is_some()).or(Some(self));
+        }
+        let iss = unverified_issuer(token)?;
+        all().find(|v| v.0.issuer == iss)
+    }
+
+    async fn verify_with_source_one(&self, token: &str) -> Result<Principal, VerifyError> {
         if let Some(opaque) = &self.0.config.opaque {
             if !looks_like_jwt(token) {
                 let cfg = &self.0.config;
@@ -620,6 +711,13 @@ impl JwtVerifier {
     /// `None` when the token names a key only the key source can answer
     /// ([`verify_with_source`](Self::verify_with_source)).
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, VerifyError>> {
+        match self.select(token) {
+            Some(v) => v.verify_now_one(token),
+            None => Some(Err(TokenError::Issuer.into())),
+        }
+    }
+
+    fn verify_now_one(&self, token: &str) -> Option<Result<Principal, VerifyError>> {
         let cfg = &self.0.config;
         if cfg.opaque.is_some() && !looks_like_jwt(token) {
             return None;
