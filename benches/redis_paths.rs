@@ -3,8 +3,9 @@
 //! whole guard (HS256 + `jti` revocation check) per request with each store.
 //! Starts its own redis-server on a random loopback port.
 //!
-//!   cargo bench --bench redis_paths
+//!   cargo bench -p poem-secure-benches --bench redis_paths
 
+mod common;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -13,13 +14,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::ANY_BEARER;
 use poem::Request;
 use poem_secure::{
-    testing::token, AuthKinds, JwtConfig, MemorySessionStore, Policy, RedisSessionStore, Security,
-    SessionStore,
+    testing::token, JwtConfig, MemorySessionStore, RedisSessionStore, Security, SessionStore,
 };
-
-static POLICY: Policy = Policy::secured("bench::any").with_auth(AuthKinds::BEARER);
 
 const WINDOW: Duration = Duration::from_secs(3);
 
@@ -68,12 +67,12 @@ async fn guard_latency(store: Arc<dyn SessionStore>) -> Duration {
         .header("authorization", format!("Bearer {jwt}"))
         .finish();
     for _ in 0..1000 {
-        security.authorize(&POLICY, &req).await.unwrap();
+        security.authorize(&ANY_BEARER, &req).await.unwrap();
     }
     let n = 20_000u32;
     let start = Instant::now();
     for _ in 0..n {
-        security.authorize(&POLICY, &req).await.unwrap();
+        security.authorize(&ANY_BEARER, &req).await.unwrap();
     }
     start.elapsed() / n
 }

@@ -12,7 +12,7 @@ use std::{
     },
 };
 
-use poem::{listener::TcpListener, EndpointExt, Server};
+use poem::{listener::TcpListener, Server};
 use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
 use poem_secure::{
     deny_unprotected,

@@ -20,7 +20,7 @@
 //! until its keys are loaded (retried with backoff). Swagger UI is at
 //! `/docs`: paste an access token into "Authorize".
 
-use poem::{listener::TcpListener, EndpointExt, Server};
+use poem::{listener::TcpListener, Server};
 use poem_openapi::{payload::Json, Object, OpenApi};
 use poem_secure::{
     deny_unprotected,

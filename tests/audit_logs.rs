@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use poem::{http::StatusCode, test::TestClient, EndpointExt};
+use poem::{http::StatusCode, test::TestClient};
 use poem_secure::{
     openapi::service,
     route::{get, Route},

@@ -30,7 +30,7 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::TestClient,
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_secure::{
     route::{get, Route},

@@ -72,10 +72,11 @@ pub use stores::rate::{RedisRateLimiter, RedisRateLimiterBuilder};
 pub use web::client_ip::{ForwardedHeader, TrustedProxies};
 pub use web::failure::{FailureAttempt, FailureLimit, LoginAttempt, LoginLimits};
 pub use web::guard::{guard_check, Guard, GuardCheck};
+pub use web::middleware::SecurityEndpoint;
 pub use web::openapi;
 pub use web::response::problem;
 pub use web::route::{self, Protected};
-pub use web::security::{AccessToken, IssuedToken, Security, SecurityBuilder, SecurityEndpoint};
+pub use web::security::{AccessToken, IssuedToken, Security, SecurityBuilder};
 pub use web::types::StrictString;
 
 // Layer 6: the issuer.

@@ -9,6 +9,7 @@ use std::{
 use ipnet::IpNet;
 
 use crate::model::{
+    answer::Answer,
     audit::AUDIT_TARGET,
     rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery, RateStatus},
     rejection::AuthRejection,
@@ -62,40 +63,36 @@ impl RateSettings {
         by_ip || by_key
     }
 
+    /// Asks the limiter about `q`; `None` when an allow-list exempts it
+    /// (nothing is counted).
+    pub(crate) fn begin<'a>(
+        &'a self,
+        q: RateQuery<'a>,
+    ) -> Option<Answer<'a, Result<RateOutcome, LimiterUnavailable>>> {
+        (!self.exempt(&q)).then(|| self.limiter.check(q))
+    }
+
     /// Applies allow-lists, the limiter and dry-run to one request: `Ok`
     /// admits, `Err` is the 429 (or the 503 of an unavailable limiter).
+    /// For callers outside the decision (failure limits, the token
+    /// endpoint).
     pub(crate) async fn enforce(
         &self,
         q: &RateQuery<'_>,
         policy: &'static str,
         route: &str,
     ) -> Result<Enforced, AuthRejection> {
-        if let Some(done) = self.enforce_now(q, policy, route) {
-            return done;
-        }
-        let result = self.limiter.check(q).await;
+        let Some(answer) = self.begin(*q) else {
+            return Ok(Enforced {
+                counted: false,
+                status: None,
+            });
+        };
+        let result = answer.await;
         self.decide(q, result, policy, route)
     }
 
-    /// [`enforce`](Self::enforce) without I/O; `None`, with nothing
-    /// recorded, when the limiter needs I/O.
-    pub(crate) fn enforce_now(
-        &self,
-        q: &RateQuery<'_>,
-        policy: &'static str,
-        route: &str,
-    ) -> Option<Result<Enforced, AuthRejection>> {
-        if self.exempt(q) {
-            return Some(Ok(Enforced {
-                counted: false,
-                status: None,
-            }));
-        }
-        let result = self.limiter.check_sync(q)?;
-        Some(self.decide(q, result, policy, route))
-    }
-
-    fn decide(
+    pub(crate) fn decide(
         &self,
         q: &RateQuery<'_>,
         result: Result<RateOutcome, LimiterUnavailable>,
@@ -143,7 +140,7 @@ impl RateSettings {
 
     /// Gives back one admission counted by `enforce`.
     pub(crate) async fn refund(&self, q: &RateQuery<'_>) {
-        if self.limiter.refund(q).await.is_err() {
+        if self.limiter.refund(*q).await.is_err() {
             tracing::error!(target: AUDIT_TARGET, event = "limiter_unavailable", bucket = q.bucket,
                 "could not refund a rate-limit reservation");
         }
@@ -216,7 +213,7 @@ mod tests {
     use super::*;
     use crate::{
         model::rate::{fingerprint, policy_name},
-        BoxFuture, MemoryRateLimiter, PartitionKey, Rate,
+        MemoryRateLimiter, PartitionKey, Rate,
     };
     use capture::Capture;
     use tracing::Level;
@@ -277,15 +274,12 @@ mod tests {
     impl RateLimiter for Down {
         fn check<'a>(
             &'a self,
-            _: &'a RateQuery<'a>,
-        ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
-            Box::pin(async { Err(LimiterUnavailable) })
+            _: RateQuery<'a>,
+        ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
+            Answer::later(async { Err(LimiterUnavailable) })
         }
-        fn refund<'a>(
-            &'a self,
-            _: &'a RateQuery<'a>,
-        ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
-            Box::pin(async { Err(LimiterUnavailable) })
+        fn refund<'a>(&'a self, _: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
+            Answer::later(async { Err(LimiterUnavailable) })
         }
     }
 

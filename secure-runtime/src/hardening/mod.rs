@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tracing::Instrument;
 
 use crate::{
-    web::response::problem, web::security::client_ip, AuthRejection, ConfigError, AUDIT_TARGET,
+    web::middleware::client_ip, web::response::problem, AuthRejection, ConfigError, AUDIT_TARGET,
 };
 
 /// The request id of the current request (from a valid `X-Request-Id`, else

@@ -10,8 +10,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    model::answer::BoxFuture, verify::credentials::CredentialError,
-    verify::credentials::RevocationList, verify::jwt::now_secs, web::security::SecurityBuilder,
+    model::answer::{Answer, BoxFuture},
+    verify::credentials::CredentialError,
+    verify::credentials::RevocationList,
+    verify::jwt::now_secs,
+    web::security::SecurityBuilder,
 };
 
 /// The session a refresh-token family stands for: what a refresh re-issues.
@@ -93,19 +96,9 @@ pub trait SessionStore: Send + Sync + 'static {
         exp: u64,
     ) -> BoxFuture<'a, Result<(), CredentialError>>;
 
-    /// Whether a `jti` is denied.
-    fn is_access_revoked<'a>(
-        &'a self,
-        jti: &'a str,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>>;
-
-    /// The same as [`is_access_revoked`](Self::is_access_revoked) for stores
-    /// that answer without I/O, so that the guard decides without a boxed
-    /// future; `None` (the default): use `is_access_revoked`.
-    fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
-        let _ = jti;
-        None
-    }
+    /// Whether a `jti` is denied: at once for an in-memory store
+    /// ([`Answer::Ready`]), so that the guard decides without a future.
+    fn is_access_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>>;
 }
 
 /// The session store given to [`SecurityBuilder::sessions`]: the token
@@ -143,11 +136,8 @@ impl Revocations {
 }
 
 impl RevocationList for Revocations {
-    fn is_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
+    fn is_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>> {
         self.0.is_access_revoked(jti)
-    }
-    fn is_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
-        self.0.is_access_revoked_now(jti)
     }
 }
 
@@ -320,16 +310,8 @@ impl SessionStore for MemorySessionStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn is_access_revoked<'a>(
-        &'a self,
-        jti: &'a str,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
-        let revoked = self.denied(jti);
-        Box::pin(async move { Ok(revoked) })
-    }
-
-    fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
-        Some(Ok(self.denied(jti)))
+    fn is_access_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>> {
+        Answer::Ready(Ok(self.denied(jti)))
     }
 }
 
@@ -343,7 +325,7 @@ mod redis_store {
     use redis::{aio::ConnectionManager, Script};
 
     use super::{Peek, Rotation, Session, SessionStore};
-    use crate::{verify::credentials::CredentialError, BoxFuture};
+    use crate::{verify::credentials::CredentialError, Answer, BoxFuture};
 
     /// Rotation in one atomic step: returns `{1, session}` when rotated, `{2}`
     /// on reuse (the family is revoked), `{0}` when invalid.
@@ -535,8 +517,8 @@ return redis.call('HGET', fk, 'session')",
         fn is_access_revoked<'a>(
             &'a self,
             jti: &'a str,
-        ) -> BoxFuture<'a, Result<bool, CredentialError>> {
-            Box::pin(async move {
+        ) -> Answer<'a, Result<bool, CredentialError>> {
+            Answer::later(async move {
                 let mut conn = self.conn.clone();
                 let key = format!("{}jti:{}", self.prefix, jti);
                 self.run(redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut conn))

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     model::{
-        answer::BoxFuture,
+        answer::{Answer, BoxFuture},
         principal::{CredentialKind, Principal},
     },
     verify::claims::ClaimMapping,
@@ -655,6 +655,18 @@ impl JwtVerifier {
             .iter()
             .find(|(a, _)| *a == alg)
             .map(|(_, v)| v)
+    }
+
+    /// Verifies a token: with the static keys at once, or by asking the key
+    /// source for a `kid` only it knows.
+    pub(crate) fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Answer<'a, Result<Principal, VerifyError>> {
+        match self.verify_now(token) {
+            Some(done) => Answer::Ready(done),
+            None => Answer::later(self.verify_with_source(token)),
+        }
     }
 
     /// Verifies a token whose `kid` only the key source knows (the tokens

@@ -21,7 +21,7 @@ use super::{
     ManualClock,
 };
 use crate::model::rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery};
-use crate::{model::answer::BoxFuture, model::config::ConfigError};
+use crate::{model::answer::Answer, model::config::ConfigError};
 
 const MICROS: u64 = 1_000_000;
 
@@ -351,16 +351,13 @@ impl RedisRateLimiterBuilder {
 impl RateLimiter for RedisRateLimiter {
     fn check<'a>(
         &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
-        Box::pin(self.check_async(query))
+        query: RateQuery<'a>,
+    ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
+        Answer::later(async move { self.check_async(&query).await })
     }
 
-    fn refund<'a>(
-        &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
-        Box::pin(self.refund_async(query))
+    fn refund<'a>(&'a self, query: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
+        Answer::later(async move { self.refund_async(&query).await })
     }
 }
 
@@ -414,7 +411,7 @@ mod tests {
             rate: Rate::new(1, 1),
             ip: None,
         };
-        let r = tokio::time::timeout(Duration::from_secs(5), lim.check(&q)).await;
+        let r = tokio::time::timeout(Duration::from_secs(5), lim.check(q)).await;
         assert_eq!(r, Ok(Err(LimiterUnavailable)));
     }
 
@@ -440,9 +437,7 @@ mod tests {
                 .block_on(async {
                     let mut out = Vec::new();
                     for _ in 0..3 {
-                        out.push(
-                            tokio::time::timeout(Duration::from_secs(5), open.check(&q)).await,
-                        );
+                        out.push(tokio::time::timeout(Duration::from_secs(5), open.check(q)).await);
                     }
                     out
                 })
