@@ -405,8 +405,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nest("/docs", route::public(api.swagger_ui()))
         .nest("/", api)
         .with(Hardening::new().cors(CorsPolicy::new().allow_origins(origins).build()?))
-        // Outermost, so that Hardening's log context sees the client IP
-        // resolved through trusted proxies.
+        // Either order works: the request log sees the client IP through
+        // the trusted proxies both ways.
         .with(security);
 
     println!("notes listening on http://{addr}");

@@ -91,10 +91,10 @@ pub use issuer::{
         PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified,
         MAX_PASSWORD_BYTES,
     },
-    sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore},
+    sessions::{MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore},
     tokens,
     users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore},
 };
 
 // Hardening.
-pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};
+pub use hardening::{CorsPolicy, CorsRules, Hardening, HardeningEndpoint, RequestTraceId};

@@ -249,7 +249,7 @@ impl std::error::Error for LimiterUnavailable {}
 
 /// Counts requests per (bucket, key) and decides admission.
 ///
-/// Implemented by [`MemoryRateLimiter`] and, with the `redis` feature,
+/// Implemented by [`MemoryRateLimiter`](crate::MemoryRateLimiter) and, with the `redis` feature,
 /// `RedisRateLimiter`. A custom implementation must be exact under
 /// concurrency (check-and-record is one atomic step) and must never block:
 /// bound every I/O with a timeout and return [`LimiterUnavailable`] (or admit,

@@ -51,6 +51,11 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> PoemResult<Self::Output> {
+        // Installed inside `Hardening`, whose request span could not know
+        // the client IP yet: record it there, through trusted proxies.
+        if let Some(pending) = req.extensions().get::<ClientIpPending>() {
+            pending.record(self.security.client_ip(&req));
+        }
         req.extensions_mut().insert(self.security.clone());
         req.extensions_mut()
             .insert(std::sync::Arc::new(RequestAuth::default()));
@@ -72,6 +77,34 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
         };
         status.apply(resp.headers_mut());
         Ok(resp)
+    }
+}
+
+/// Left by `Hardening` installed outside [`Security`]: its request span
+/// waits for the client IP, which `Security` records (or, if no `Security`
+/// is reached, `Hardening` records the socket peer once the request ends).
+#[derive(Clone)]
+pub(crate) struct ClientIpPending(
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Option<IpAddr>,
+);
+
+impl ClientIpPending {
+    pub(crate) fn new(peer: Option<IpAddr>) -> Self {
+        ClientIpPending(Default::default(), peer)
+    }
+
+    /// Records `ip` in the current (request) span.
+    fn record(&self, ip: Option<IpAddr>) {
+        let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+        tracing::Span::current().record("client_ip", tracing::field::display(&ip));
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The peer to record when no `Security` recorded the client IP
+    /// (`None`: it was recorded).
+    pub(crate) fn unrecorded(&self) -> Option<Option<IpAddr>> {
+        (!self.0.load(std::sync::atomic::Ordering::Relaxed)).then_some(self.1)
     }
 }
 

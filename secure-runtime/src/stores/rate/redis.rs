@@ -428,7 +428,7 @@ mod tests {
             rate: Rate::new(1, 1),
             ip: None,
         };
-        let log = crate::decision::rate::capture::Capture::default();
+        let log = crate::model::audit::capture::Capture::default();
         let r = log.run(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
