@@ -7,17 +7,26 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+mod claims;
+mod decode;
+mod options;
+mod select;
+
 pub use jsonwebtoken::Algorithm;
+pub(crate) use select::{Expect, OpaqueTokens};
+
+use claims::{check_iat, media_type, principal_from_claims, principal_from_mapped, VerifiedClaims};
 use jsonwebtoken::{
     jwk::{Jwk, JwkSet},
     DecodingKey, EncodingKey, Header, Validation,
 };
+use select::looks_like_jwt;
 use serde_json::{Map, Value};
 
 use crate::{
     model::{
         answer::{Answer, BoxFuture},
-        principal::{CredentialKind, Principal},
+        principal::Principal,
     },
     verify::claims::ClaimMapping,
     ConfigError,
@@ -101,33 +110,6 @@ pub trait KeySource: Send + Sync + 'static {
     fn issuer(&self) -> Option<&str> {
         None
     }
-}
-
-/// Verifies tokens that are not JWTs (RFC 7662 introspection, feature
-/// `jwks`), for the issuer, audience and claim mapping of its [`JwtConfig`].
-pub(crate) trait OpaqueTokens: Send + Sync + 'static {
-    fn verify<'a>(
-        &'a self,
-        token: &'a str,
-        expect: Expect<'a>,
-    ) -> BoxFuture<'a, Result<Principal, VerifyError>>;
-}
-
-/// What an opaque token must match, from the verifier's configuration.
-#[derive(Clone, Copy)]
-// Read by the introspection verifier, which needs the `jwks` feature.
-#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-pub(crate) struct Expect<'a> {
-    pub(crate) issuer: &'a str,
-    pub(crate) audience: &'a str,
-    pub(crate) leeway: u64,
-    pub(crate) mapping: Option<&'a ClaimMapping>,
-}
-
-/// Whether `token` has the shape of a JWS in compact form (three segments):
-/// only other tokens are sent to introspection.
-fn looks_like_jwt(token: &str) -> bool {
-    token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
 /// A [`KeySource`] has no usable key set (fail closed: 503).
@@ -437,108 +419,10 @@ impl JwtConfig {
         self
     }
 
-    /// The accepted header `typ` values, replacing the default (`at+jwt`).
-    /// Compared case-insensitively, with or without the `application/`
-    /// prefix (RFC 7515 §4.1.9): `"JWT"` accepts `JWT` and
-    /// `application/jwt`. A token without `typ` is refused unless
-    /// [`any_typ`](Self::any_typ).
-    ///
-    /// Keycloak, Entra ID and many other providers send `typ: JWT`:
-    ///
-    /// ```
-    /// use secure_runtime::JwtConfig;
-    /// # let jwt = JwtConfig::hs256("0123456789abcdef0123456789abcdef").unwrap();
-    /// let jwt = jwt.accept_typ(["at+jwt", "JWT"]);
-    /// # let _ = jwt;
-    /// ```
-    pub fn accept_typ<I: IntoIterator<Item = S>, S: Into<String>>(mut self, accepted: I) -> Self {
-        let list: Vec<String> = accepted.into_iter().map(Into::into).collect();
-        if list.is_empty() {
-            self.error = Some(ConfigError::new(
-                "accept_typ needs at least one value (use any_typ to skip the check)",
-            ));
-        }
-        self.typ = Some(list);
-        self
-    }
-
-    /// Skips the header `typ` check, for providers whose tokens carry none
-    /// (the other checks still tell an access token from an ID token only by
-    /// `aud`: prefer [`accept_typ`](Self::accept_typ) where possible).
-    pub fn any_typ(mut self) -> Self {
-        self.typ = None;
-        self
-    }
-
-    /// Where roles, permissions and scopes are read in the claims (default
-    /// [`ClaimMapping::standard`]); presets for Keycloak, Auth0 and Entra ID.
-    ///
-    /// ```
-    /// use secure_runtime::{ClaimMapping, JwtConfig};
-    /// # let jwt = JwtConfig::hs256("0123456789abcdef0123456789abcdef").unwrap();
-    /// let jwt = jwt.claims(ClaimMapping::keycloak("notes-api"));
-    /// # let _ = jwt;
-    /// ```
-    pub fn claims(mut self, mapping: ClaimMapping) -> Self {
-        self.claims = (mapping != ClaimMapping::standard()).then(|| Arc::new(mapping));
-        self
-    }
-
-    /// Whether `iat` is required (default `true`, as RFC 9068 §2.2 says).
-    /// Turn it off only for a provider whose access tokens omit it; an `iat`
-    /// that is present is still checked (a number, not in the future).
-    pub fn require_iat(mut self, required: bool) -> Self {
-        self.require_iat = required;
-        self
-    }
-
-    /// Also accepts the tokens of another issuer, verified entirely by
-    /// `other` — its keys, audience, claim mapping, `typ`, `iat` rule. Own
-    /// tokens beside an identity provider's (during a migration), or several
-    /// providers. The token's `iss` selects the configuration, and that
-    /// configuration then checks everything, `iss` included: a token naming
-    /// one issuer is never verified with another one's keys. A token naming
-    /// none of them is refused. Opaque tokens go to the first configuration
-    /// with introspection. Tokens are issued (if at all) by `self` only.
-    ///
-    /// ```
-    /// use secure_runtime::{ClaimMapping, JwksClient, JwtConfig, Security};
-    /// let own = JwtConfig::hs256("0123456789abcdef0123456789abcdef").unwrap()
-    ///     .issuer("notes-demo")
-    ///     .audience("notes-api");
-    /// let keycloak = JwtConfig::key_source(JwksClient::new("https://sso.example.com/realms/acme/protocol/openid-connect/certs").unwrap())
-    ///     .issuer("https://sso.example.com/realms/acme")
-    ///     .audience("notes-api")
-    ///     .claims(ClaimMapping::keycloak("notes-api"))
-    ///     .accept_typ(["at+jwt", "JWT"]);
-    /// let security = Security::builder().jwt(own.also_accept(keycloak)).build().unwrap();
-    /// # let _ = security;
-    /// ```
-    pub fn also_accept(mut self, other: JwtConfig) -> Self {
-        self.also.push(other);
-        self
-    }
-
     pub(crate) fn build(mut self) -> Result<JwtVerifier, ConfigError> {
-        // The other issuers' configurations, flattened.
-        let mut others = Vec::new();
-        let mut pending = std::mem::take(&mut self.also);
-        while let Some(mut other) = pending.pop() {
-            pending.append(&mut other.also);
-            others.push(other.build()?);
-        }
+        let others = self.build_others()?;
         let primary = self.build_one()?;
-        let mut issuers = vec![primary.issuer.as_str()];
-        for o in &others {
-            if issuers.contains(&o.0.issuer.as_str()) {
-                return Err(ConfigError::new(format!(
-                    "two JWT configurations for the issuer {:?}: a token's iss must select \
-                     exactly one",
-                    o.0.issuer
-                )));
-            }
-            issuers.push(&o.0.issuer);
-        }
+        select::check_issuers(&primary.issuer, &others)?;
         Ok(JwtVerifier(Arc::new(VerifierInner { others, ..primary })))
     }
 
@@ -546,18 +430,7 @@ impl JwtConfig {
         if let Some(e) = self.error.clone() {
             return Err(e);
         }
-        let source_issuer = self.source.as_ref().and_then(|s| s.issuer());
-        let issuer = match (&self.issuer, source_issuer) {
-            (Some(mine), Some(found)) if mine != found => {
-                return Err(ConfigError::new(format!(
-                    "the JWT issuer {mine:?} is not the issuer {found:?} whose discovery \
-                     document named the key source: they must be identical"
-                )))
-            }
-            (Some(mine), _) => mine.clone(),
-            (None, Some(found)) => found.to_owned(),
-            (None, None) => return Err(ConfigError::new("JWT issuer (iss) is not configured")),
-        };
+        let issuer = self.resolve_issuer()?;
         let audience = self
             .audience
             .clone()
@@ -623,19 +496,6 @@ struct VerifierInner {
     others: Vec<JwtVerifier>,
 }
 
-/// The `iss` of a token, read without verifying anything: only to choose
-/// which configuration verifies it.
-fn unverified_issuer(token: &str) -> Option<String> {
-    use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-    #[derive(serde::Deserialize)]
-    struct Iss {
-        iss: String,
-    }
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<Iss>(&bytes).ok().map(|i| i.iss)
-}
-
 /// Where a bearer's verification failed: the token (401) or the key source (503).
 pub(crate) enum VerifyError {
     Token(TokenError),
@@ -677,21 +537,6 @@ impl JwtVerifier {
             Some(v) => v.verify_with_source_one(token).await,
             None => Err(TokenError::Issuer.into()),
         }
-    }
-
-    /// The verifier for this token: `self` alone, or by the token's `iss`
-    /// among `self` and the other issuers' (an opaque token: the first with
-    /// introspection). `None`: no configuration for its issuer.
-    fn select(&self, token: &str) -> Option<&JwtVerifier> {
-        if self.0.others.is_empty() {
-            return Some(self);
-        }
-        let all = || std::iter::once(self).chain(self.0.others.iter());
-        if !looks_like_jwt(token) {
-            return all().find(|v| v.0.config.opaque.is_some()).or(Some(self));
-        }
-        let iss = unverified_issuer(token)?;
-        all().find(|v| v.0.issuer == iss)
     }
 
     async fn verify_with_source_one(&self, token: &str) -> Result<Principal, VerifyError> {
@@ -763,77 +608,6 @@ impl JwtVerifier {
             (Some(_), Some(_)) => None,
             _ => Some(Err(TokenError::UnknownKey.into())),
         }
-    }
-
-    fn decode(
-        &self,
-        token: &str,
-        alg: Algorithm,
-        key: &DecodingKey,
-    ) -> Result<Principal, TokenError> {
-        let cfg = &self.0.config;
-        match &cfg.claims {
-            None => {
-                let data = self.decode_as::<VerifiedClaims>(token, alg, key)?;
-                self.check_header(&data.header)?;
-                check_iat(data.claims.iat.as_ref(), cfg.require_iat, cfg.leeway)?;
-                principal_from_claims(data.claims, token)
-            }
-            Some(mapping) => {
-                let data = self.decode_as::<Map<String, Value>>(token, alg, key)?;
-                self.check_header(&data.header)?;
-                check_iat(data.claims.get("iat"), cfg.require_iat, cfg.leeway)?;
-                principal_from_mapped(&data.claims, mapping, token)
-            }
-        }
-    }
-
-    /// Signature, algorithm, `exp`/`nbf`/`iss`/`aud`/`sub`.
-    fn decode_as<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-        alg: Algorithm,
-        key: &DecodingKey,
-    ) -> Result<jsonwebtoken::TokenData<T>, TokenError> {
-        use jsonwebtoken::errors::ErrorKind as K;
-        let validation = self.validation(alg).ok_or(TokenError::Algorithm)?;
-        jsonwebtoken::decode::<T>(token, key, validation).map_err(|e| match e.kind() {
-            K::InvalidSignature => TokenError::Signature,
-            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
-                TokenError::Algorithm
-            }
-            K::ExpiredSignature => TokenError::Expired,
-            K::ImmatureSignature => TokenError::NotYetValid,
-            K::InvalidIssuer => TokenError::Issuer,
-            K::InvalidAudience => TokenError::Audience,
-            K::MissingRequiredClaim(c) => match c.as_str() {
-                "exp" => TokenError::Expired,
-                "iss" => TokenError::Issuer,
-                "aud" => TokenError::Audience,
-                "sub" => TokenError::Subject,
-                _ => TokenError::Malformed,
-            },
-            _ => TokenError::Malformed,
-        })
-    }
-
-    /// `crit` (no extension is understood: any is refused, RFC 7515
-    /// §4.1.11) and `typ`.
-    fn check_header(&self, header: &Header) -> Result<(), TokenError> {
-        if header.crit.is_some() {
-            return Err(TokenError::Critical);
-        }
-        if let Some(accepted) = &self.0.config.typ {
-            let typ = header.typ.as_deref().map(media_type);
-            if !typ.is_some_and(|t| {
-                accepted
-                    .iter()
-                    .any(|a| media_type(a).eq_ignore_ascii_case(t))
-            }) {
-                return Err(TokenError::Type);
-            }
-        }
-        Ok(())
     }
 
     pub(crate) fn access_ttl_secs(&self) -> u64 {
@@ -918,178 +692,9 @@ pub(crate) struct AccessClaims<'a> {
     pub nbf_offset: Option<i64>,
 }
 
-/// A `typ` value without its optional `application/` prefix (RFC 7515 §4.1.9).
-fn media_type(typ: &str) -> &str {
-    match typ.get(..12) {
-        Some(p) if p.eq_ignore_ascii_case("application/") => &typ[12..],
-        _ => typ,
-    }
-}
-
-/// `iat`: a number not later than now plus the leeway; required unless
-/// configured off (RFC 9068 §2.2).
-fn check_iat(iat: Option<&Value>, required: bool, leeway: u64) -> Result<(), TokenError> {
-    match iat {
-        None | Some(Value::Null) if !required => Ok(()),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(t) if t <= (now_secs() + leeway) as f64 => Ok(()),
-            _ => Err(TokenError::IssuedAt),
-        },
-        _ => Err(TokenError::IssuedAt),
-    }
-}
-
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// A claim holding names: a JSON array of strings or a space-separated string.
-#[derive(Default)]
-struct Names(Vec<String>);
-
-impl<'de> serde::Deserialize<'de> for Names {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A visitor rather than an untagged enum: that one buffers the value
-        // and builds (then drops) a type error for every list it meets.
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Names;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a space-separated string or a list of strings")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Names, E> {
-                Ok(Names(
-                    s.split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                ))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Names, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(32));
-                while let Some(name) = seq.next_element::<String>()? {
-                    v.push(name);
-                }
-                Ok(Names(v))
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<Names, E> {
-                Ok(Names(Vec::new()))
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Names, E> {
-                Ok(Names(Vec::new()))
-            }
-        }
-        d.deserialize_any(Visit)
-    }
-}
-
-/// Only the claims authorization reads; any other claim is skipped here and
-/// parsed on demand by [`Principal::claims`]. A claim of the wrong type fails
-/// the whole token.
-#[derive(serde::Deserialize)]
-struct VerifiedClaims {
-    #[serde(default)]
-    sub: Option<Value>,
-    /// RFC 9068: a space-separated string.
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    roles: Names,
-    #[serde(default)]
-    permissions: Names,
-    #[serde(default)]
-    jti: Option<String>,
-    #[serde(default)]
-    exp: Option<Value>,
-    #[serde(default)]
-    iat: Option<Value>,
-}
-
-fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principal, TokenError> {
-    let subject = match claims.sub {
-        Some(Value::String(s)) if !s.is_empty() => s,
-        _ => return Err(TokenError::Subject),
-    };
-    let scopes: Vec<String> = claims
-        .scope
-        .as_deref()
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let exp = claims.exp.as_ref().and_then(Value::as_u64);
-    let payload = token.split('.').nth(1).unwrap_or("");
-    Ok(Principal::builder(CredentialKind::Bearer, subject)
-        .scopes(scopes)
-        .roles(claims.roles.0)
-        .permissions(claims.permissions.0)
-        .token(claims.jti, exp)
-        .jwt_payload(payload)
-        .build())
-}
-
-/// The principal of a token read through a [`ClaimMapping`].
-fn principal_from_mapped(
-    claims: &Map<String, Value>,
-    mapping: &ClaimMapping,
-    token: &str,
-) -> Result<Principal, TokenError> {
-    let subject = match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(TokenError::Subject),
-    };
-    let jti = match claims.get("jti") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(TokenError::Malformed),
-    };
-    let found = mapping.read(claims).map_err(|_| TokenError::Malformed)?;
-    let exp = claims.get("exp").and_then(Value::as_u64);
-    let payload = token.split('.').nth(1).unwrap_or("");
-    Ok(Principal::builder(CredentialKind::Bearer, subject)
-        .scopes(found.scopes)
-        .roles(found.roles)
-        .permissions(found.permissions)
-        .token(jti, exp)
-        .jwt_payload(payload)
-        .build())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Names;
-
-    fn names(json: &str) -> Result<Vec<String>, serde_json::Error> {
-        serde_json::from_str::<Names>(json).map(|n| n.0)
-    }
-
-    #[test]
-    fn names_read_a_spaced_string_a_list_or_null() {
-        assert_eq!(names(r#""a  b c""#).unwrap(), ["a", "b", "c"]);
-        assert_eq!(names(r#"["a b", "c"]"#).unwrap(), ["a b", "c"]);
-        assert_eq!(names("[]").unwrap(), Vec::<String>::new());
-        assert_eq!(names(r#""""#).unwrap(), Vec::<String>::new());
-        assert_eq!(names("null").unwrap(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn names_of_any_other_type_fail_the_token() {
-        for bad in [
-            "1",
-            "true",
-            r#"{"a": 1}"#,
-            r#"["a", 1]"#,
-            r#"[["a"]]"#,
-            "[null]",
-        ] {
-            assert!(names(bad).is_err(), "{bad} was accepted");
-        }
-    }
 }
