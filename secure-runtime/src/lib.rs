@@ -42,6 +42,7 @@ pub use model::rate::{
     LimiterUnavailable, PartitionKey, RateDecision, RateLimiter, RateOutcome, RateQuery, RateStatus,
 };
 pub use model::rejection::{AuthRejection, Denied, RejectionKind};
+pub use model::rule::{Rule, Unmet};
 
 // Layer 2: verifiers.
 pub use verify::claims::{BadClaim, ClaimMapping, MappedClaims};

@@ -323,13 +323,14 @@ impl TokenService {
     ) -> Result<Option<LoginAttempt>, TokenResponse> {
         let security = &self.0.security;
         let ip = security.client_ip(req);
+        let key_ip = security.rate_key_ip(ip);
         let user = username.trim().to_lowercase();
         for (key, rate) in &self.0.attempt_limits {
             let (bucket, key) = match key {
-                LoginKey::Ip => ("login:attempts:ip", PartitionKey::Ip(ip)),
+                LoginKey::Ip => ("login:attempts:ip", PartitionKey::Ip(key_ip)),
                 LoginKey::IpAndUsername => (
                     "login:attempts:ip_username",
-                    PartitionKey::IpUser(ip, &user),
+                    PartitionKey::IpUser(key_ip, &user),
                 ),
                 LoginKey::UsernameAnywhere => {
                     ("login:attempts:username", PartitionKey::User(&user))

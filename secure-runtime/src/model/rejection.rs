@@ -87,7 +87,7 @@ pub struct AuthRejection {
 /// ```
 /// use secure_runtime::{AuthRejection, RejectionKind};
 /// let r = AuthRejection::insufficient_scope(&["notes:write"]);
-/// assert!(matches!(r.kind(), RejectionKind::InsufficientScope(s) if *s == ["notes:write"]));
+/// assert!(matches!(r.kind(), RejectionKind::InsufficientScope(s) if s[..] == ["notes:write"]));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -105,7 +105,10 @@ pub enum RejectionKind {
     /// A presented credential failed verification (401).
     Invalid(CredentialKind, AuthKinds),
     /// 403 with `insufficient_scope`.
-    InsufficientScope(&'static [&'static str]),
+    InsufficientScope(Cow<'static, [&'static str]>),
+    /// 403: an `any(...)`/`all(...)` requirement is not met; the text names
+    /// what is missing (e.g. "role `admin` or permission `notes:delete-any`").
+    Unmet(String),
     /// 403 for a role or permission.
     Forbidden,
     /// A `check` rule refused (403 or 404).
@@ -127,9 +130,18 @@ impl AuthRejection {
     pub(crate) fn new(kind: RejectionKind) -> Self {
         AuthRejection { kind }
     }
+    /// The 403 for a composed requirement the caller does not meet: the
+    /// `insufficient_scope` answer when granting scopes alone would meet it,
+    /// else a 403 whose detail names what is missing.
+    pub fn unmet(unmet: &crate::model::rule::Unmet) -> Self {
+        match unmet.insufficient_scope() {
+            Some(scopes) => Self::new(RejectionKind::InsufficientScope(Cow::Owned(scopes))),
+            None => Self::new(RejectionKind::Unmet(unmet.to_string())),
+        }
+    }
     /// The 403 for a caller lacking some of `scopes`.
     pub fn insufficient_scope(scopes: &'static [&'static str]) -> Self {
-        Self::new(RejectionKind::InsufficientScope(scopes))
+        Self::new(RejectionKind::InsufficientScope(Cow::Borrowed(scopes)))
     }
     /// The 401 for a caller that presented no credential.
     pub fn missing(kinds: AuthKinds) -> Self {
@@ -193,7 +205,9 @@ impl AuthRejection {
             RejectionKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             RejectionKind::BadRequest => StatusCode::BAD_REQUEST,
             RejectionKind::Missing(_) | RejectionKind::Invalid(..) => StatusCode::UNAUTHORIZED,
-            RejectionKind::InsufficientScope(_) | RejectionKind::Forbidden => StatusCode::FORBIDDEN,
+            RejectionKind::InsufficientScope(_)
+            | RejectionKind::Forbidden
+            | RejectionKind::Unmet(_) => StatusCode::FORBIDDEN,
             RejectionKind::Denied(s) => *s,
             RejectionKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -211,7 +225,9 @@ impl AuthRejection {
             RejectionKind::InsufficientScope(_) => {
                 "The access token lacks a scope this operation requires."
             }
-            RejectionKind::Forbidden => "The caller may not perform this operation.",
+            RejectionKind::Forbidden | RejectionKind::Unmet(_) => {
+                "The caller may not perform this operation."
+            }
             RejectionKind::Denied(s) if *s == StatusCode::NOT_FOUND => "Not found.",
             RejectionKind::Denied(_) => "The caller may not perform this operation.",
             RejectionKind::RateLimited { .. } => "Too many requests; retry later.",
