@@ -6,5 +6,6 @@
 pub(crate) mod api_keys;
 pub(crate) mod password;
 pub(crate) mod sessions;
+pub(crate) mod token_api;
 pub mod tokens;
 pub(crate) mod users;
