@@ -110,7 +110,10 @@ impl<C: AuthCatalogue> AuthApi<C> {
                 ),
             },
             "refresh_token" => match f.refresh_token.as_deref() {
-                Some(t) => self.service.refresh(t, f.scope.as_deref()).await,
+                Some(t) => match self.service.limit_refresh(req).await {
+                    Ok(()) => self.service.refresh(t, f.scope.as_deref()).await,
+                    Err(limited) => limited,
+                },
                 None => oauth_error(
                     "invalid_request",
                     "The refresh_token grant needs `refresh_token`.",
@@ -125,7 +128,10 @@ impl<C: AuthCatalogue> AuthApi<C> {
 
     /// Rotates a refresh token: a new pair, the old refresh token dead.
     #[oai(path = "/refresh", method = "post")]
-    async fn refresh(&self, form: Form<RefreshForm>) -> TokenResponse {
+    async fn refresh(&self, req: &Request, form: Form<RefreshForm>) -> TokenResponse {
+        if let Err(limited) = self.service.limit_refresh(req).await {
+            return limited;
+        }
         self.service
             .refresh(&form.0.refresh_token, form.0.scope.as_deref())
             .await

@@ -58,6 +58,7 @@ struct Inner {
     refresh_ttl_secs: u64,
     failure_limits: Option<LoginLimits>,
     attempt_limits: Vec<(LoginKey, Rate)>,
+    refresh_limit: Option<Rate>,
 }
 
 /// A token response body (RFC 6749 §5.1).
@@ -174,7 +175,7 @@ fn limited(e: &crate::AuthRejection) -> TokenResponse {
             Json(Problem::new(
                 429,
                 "Too Many Requests",
-                "Too many login attempts; retry later.",
+                "Too many attempts; retry later.",
             )),
             secs,
             NO_STORE.into(),
@@ -266,6 +267,7 @@ impl TokenService {
             refresh_ttl_secs: 14 * 24 * 3600,
             failure_limits: Some(LoginLimits::new()),
             attempt_limits: Vec::new(),
+            refresh_limit: Some(Rate::per_minute(60)),
         })))
     }
 
@@ -295,6 +297,35 @@ impl TokenService {
     /// The authenticator (user store and password hasher).
     pub fn authenticator(&self) -> &Authenticator {
         &self.0.auth
+    }
+
+    /// Limits refresh-token grants per client network (IPv6 /64), on every
+    /// endpoint that carries the grant (`/auth/token` with
+    /// `grant_type=refresh_token` and `/auth/refresh`); default 60/min,
+    /// `None` for none. Every attempt counts, valid or not.
+    pub fn refresh_limit(self, rate: Option<Rate>) -> Self {
+        self.map(|i| i.refresh_limit = rate)
+    }
+
+    /// Applies the refresh limit to one refresh attempt.
+    pub(super) async fn limit_refresh(&self, req: &Request) -> Result<(), TokenResponse> {
+        let Some(rate) = self.0.refresh_limit else {
+            return Ok(());
+        };
+        let security = &self.0.security;
+        let ip = security.client_ip(req);
+        let q = RateQuery {
+            bucket: "refresh:attempts:ip",
+            key: PartitionKey::Ip(security.rate_key_ip(ip)),
+            rate,
+            ip,
+        };
+        security
+            .rate_settings()
+            .enforce(&q, "refresh", "auth/refresh")
+            .await
+            .map(|_| ())
+            .map_err(|e| limited(&e))
     }
 
     /// Applies the attempt limits, then reserves a failure in the failure
