@@ -201,3 +201,19 @@ async fn no_store_follows_the_configured_api_key_header() {
         .await;
     assert!(plain.0.headers().get("cache-control").is_none());
 }
+
+#[tokio::test]
+async fn an_overlong_user_name_is_refused_as_unknown() {
+    use poem_secure::{
+        Authenticator, LoginError, MemoryUserStore, PasswordHasher, MAX_USERNAME_BYTES,
+    };
+    let auth = Authenticator::new(
+        std::sync::Arc::new(MemoryUserStore::new(Vec::new())),
+        PasswordHasher::new(),
+    );
+    let long = "u".repeat(MAX_USERNAME_BYTES + 1);
+    assert!(matches!(
+        auth.authenticate(&long, "pw").await,
+        Err(LoginError::Invalid)
+    ));
+}

@@ -94,7 +94,9 @@ pub use issuer::{
     },
     sessions::{MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore},
     tokens,
-    users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore},
+    users::{
+        Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore, MAX_USERNAME_BYTES,
+    },
 };
 
 // Hardening.

@@ -9,7 +9,10 @@ use poem_openapi::{
     ApiResponse, OpenApi,
 };
 
-use super::tokens::{oauth_error, Problem, RefreshForm, TokenForm, TokenResponse, TokenService};
+use super::{
+    token_wire::{oauth_error, Problem, RefreshForm, TokenForm, TokenResponse},
+    tokens::TokenService,
+};
 use crate::{
     model::{
         catalogue::Catalogue,

@@ -3,12 +3,16 @@
 
 use std::sync::Arc;
 
+use super::token_wire::{invalid_grant, limited, oauth_error, unavailable, NO_STORE};
+
 use poem::Request;
-use poem_openapi::{payload::Json, ApiResponse, Object};
-use serde::Deserialize;
+use poem_openapi::payload::Json;
 
 pub use super::token_api::{
     AuthApi, AuthCatalogue, LogoutRequirement, LogoutResponse, NoCatalogue,
+};
+pub use super::token_wire::{
+    OAuthError, Problem, RefreshForm, TokenBody, TokenForm, TokenResponse,
 };
 
 use crate::{
@@ -59,169 +63,6 @@ struct Inner {
     failure_limits: Option<LoginLimits>,
     attempt_limits: Vec<(LoginKey, Rate)>,
     refresh_limit: Option<Rate>,
-}
-
-/// A token response body (RFC 6749 §5.1).
-#[derive(Object, Debug, Clone, PartialEq, Eq)]
-pub struct TokenBody {
-    /// The access token (a JWT, RFC 9068).
-    pub access_token: String,
-    /// Always `bearer`.
-    pub token_type: String,
-    /// Lifetime of the access token in seconds.
-    pub expires_in: u64,
-    /// The opaque refresh token (rotated on every use).
-    pub refresh_token: String,
-    /// The granted scopes, space-separated.
-    pub scope: String,
-}
-
-/// An OAuth2 error body (RFC 6749 §5.2).
-#[derive(Object, Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope`.
-    pub error: String,
-    /// A human-readable explanation.
-    pub error_description: String,
-}
-
-/// An RFC 9457 problem body.
-#[derive(Object, Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// `about:blank`.
-    #[oai(rename = "type")]
-    pub ty: String,
-    /// The status's reason phrase.
-    pub title: String,
-    /// The status code.
-    pub status: u16,
-    /// What happened.
-    pub detail: String,
-}
-
-impl Problem {
-    pub(super) fn new(status: u16, title: &str, detail: &str) -> Self {
-        Problem {
-            ty: "about:blank".into(),
-            title: title.into(),
-            status,
-            detail: detail.into(),
-        }
-    }
-}
-
-const NO_STORE: &str = "no-store";
-
-/// The answers of the token endpoints.
-#[derive(ApiResponse, Debug)]
-#[oai(bad_request_handler = "bad_form")]
-pub enum TokenResponse {
-    /// Tokens issued.
-    #[oai(status = 200)]
-    Ok(
-        Json<TokenBody>,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "Pragma")] String,
-    ),
-    /// The request or the grant is invalid (one body for every failed login).
-    #[oai(status = 400)]
-    Invalid(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
-    /// Too many attempts.
-    #[oai(status = 429, content_type = "application/problem+json")]
-    TooMany(
-        Json<Problem>,
-        #[oai(header = "Retry-After")] u64,
-        #[oai(header = "Cache-Control")] String,
-        /// The limit that refused (draft-ietf-httpapi-ratelimit-headers).
-        #[oai(header = "RateLimit-Policy")]
-        Option<String>,
-        /// The limit's state: no request left, and when it resets.
-        #[oai(header = "RateLimit")]
-        Option<String>,
-    ),
-    /// The credential stores or password hashing are saturated or unreachable.
-    #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>, #[oai(header = "Cache-Control")] String),
-}
-
-fn bad_form(_err: poem::Error) -> TokenResponse {
-    oauth_error(
-        "invalid_request",
-        "The request must be a form with the fields this grant requires.",
-    )
-}
-
-pub(super) fn oauth_error(error: &str, description: &str) -> TokenResponse {
-    TokenResponse::Invalid(
-        Json(OAuthError {
-            error: error.into(),
-            error_description: description.into(),
-        }),
-        NO_STORE.into(),
-    )
-}
-
-fn invalid_grant() -> TokenResponse {
-    oauth_error("invalid_grant", "The credentials are invalid.")
-}
-
-/// A refusal of the login limits as a documented token-endpoint answer.
-fn limited(e: &crate::AuthRejection) -> TokenResponse {
-    let status = e.rate_status();
-    let field =
-        |v: Option<poem::http::HeaderValue>| v.and_then(|v| v.to_str().ok().map(str::to_owned));
-    match e.retry_after_secs() {
-        Some(secs) => TokenResponse::TooMany(
-            Json(Problem::new(
-                429,
-                "Too Many Requests",
-                "Too many attempts; retry later.",
-            )),
-            secs,
-            NO_STORE.into(),
-            status.and_then(|s| field(s.policy_header())),
-            status.and_then(|s| field(s.limit_header())),
-        ),
-        None => unavailable(),
-    }
-}
-
-fn unavailable() -> TokenResponse {
-    TokenResponse::Unavailable(
-        Json(Problem::new(
-            503,
-            "Service Unavailable",
-            "The service is temporarily unavailable.",
-        )),
-        NO_STORE.into(),
-    )
-}
-
-/// The token request form (`application/x-www-form-urlencoded`).
-#[derive(Object, Deserialize, Debug)]
-pub struct TokenForm {
-    /// `password` or `refresh_token`.
-    pub grant_type: String,
-    /// For `password`.
-    pub username: Option<String>,
-    /// For `password`.
-    #[oai(write_only)]
-    pub password: Option<String>,
-    /// Requested scopes, space-separated (optional).
-    pub scope: Option<String>,
-    /// For `refresh_token`.
-    #[oai(write_only)]
-    pub refresh_token: Option<String>,
-}
-
-/// The refresh form.
-#[derive(Object, Deserialize, Debug)]
-pub struct RefreshForm {
-    /// The current refresh token.
-    #[oai(write_only)]
-    pub refresh_token: String,
-    /// Optionally narrower scopes (never wider than the session's).
-    pub scope: Option<String>,
 }
 
 /// A `scope` parameter that is not a space-separated list of scope tokens.
