@@ -794,3 +794,17 @@ async fn bad_request_handler_still_handles_real_bad_requests() {
     resp.assert_status_is_ok();
     resp.assert_json(json!({ "id": 7 })).await;
 }
+
+#[test]
+fn the_403_and_429_descriptions_state_the_exact_requirement_and_limit() {
+    for spec in [cat_spec(), plain_spec()] {
+        let responses = &op(&spec, "/admin", "post")["responses"];
+        let forbidden = responses["403"]["description"].as_str().unwrap_or_default();
+        assert!(forbidden.contains("`admin`"), "{forbidden}");
+        let limited = responses["429"]["description"].as_str().unwrap_or_default();
+        assert!(
+            limited.contains("5 requests per minute per caller"),
+            "{limited}"
+        );
+    }
+}

@@ -227,6 +227,43 @@ pub(crate) fn forbidden_doc(d: &Decl) -> String {
     doc
 }
 
+/// The documented 429: the limit, what it counts per, and the headers.
+pub(crate) fn rate_doc(d: &Decl) -> String {
+    let Some(rate) = &d.rate else {
+        return "Rate limit exceeded; see `Retry-After`.".to_owned();
+    };
+    let r = &rate.value;
+    let unit = match r.period_secs {
+        1 => "second".to_owned(),
+        60 => "minute".to_owned(),
+        3600 => "hour".to_owned(),
+        86_400 => "day".to_owned(),
+        s => format!("{s} s"),
+    };
+    let per = match d.rate_key.as_ref().map(|k| &k.value) {
+        None if d.kind == Kind::Public => "per client IP".to_owned(),
+        None | Some(RateKey::User) => "per caller".to_owned(),
+        Some(RateKey::Ip) => "per client IP".to_owned(),
+        Some(RateKey::ApiKey) => "per API key".to_owned(),
+        Some(RateKey::IpUser) => "per client IP and caller".to_owned(),
+        Some(RateKey::Custom(p)) => format!(
+            "per `{}`",
+            p.segments
+                .last()
+                .map(|s| s.ident.to_string())
+                .unwrap_or_default()
+        ),
+    };
+    let burst = r
+        .burst
+        .map(|b| format!(", bursts of {b}"))
+        .unwrap_or_default();
+    format!(
+        "Rate limit exceeded: {} requests per {unit} {per}{burst}. `Retry-After` says when to retry; `RateLimit-Policy` and `RateLimit` describe the limit.",
+        r.count
+    )
+}
+
 /// The requirement type of one declaration and everything attached to it.
 fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> TokenStream {
     let k = &d.krate;
@@ -257,6 +294,7 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
     }
     let checks = catalogue_checks(d);
     let forbidden = forbidden_doc(d);
+    let rate_doc = rate_doc(d);
     quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
@@ -266,6 +304,7 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
         impl #p::Requirement for #req {
             const POLICY: &'static #p::Policy = &#policy;
             const FORBIDDEN_DOC: &'static str = #forbidden;
+            const RATE_DOC: &'static str = #rate_doc;
         }
         #checks
     }

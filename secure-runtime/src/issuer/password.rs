@@ -371,6 +371,8 @@ pub enum PolicyViolation {
     Breached,
 }
 
+impl std::error::Error for PolicyViolation {}
+
 impl fmt::Display for PolicyViolation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -166,6 +166,19 @@ pub enum LoginError {
     Unavailable,
 }
 
+impl std::fmt::Display for LoginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoginError::Invalid => "invalid credentials",
+            LoginError::TooLong => "the password is too long",
+            LoginError::Busy => "password hashing is saturated",
+            LoginError::Unavailable => "the user store is unavailable",
+        })
+    }
+}
+
+impl std::error::Error for LoginError {}
+
 /// Password authentication against a [`UserStore`]: every failure costs the
 /// same argon2 work (unknown users are verified against a dummy hash), hashes
 /// with old parameters are upgraded on success. It is also the HTTP Basic

@@ -489,4 +489,7 @@ pub trait Requirement: Send + Sync + 'static {
     /// The description of the documented 403 response; generated code names
     /// the exact scopes, roles and permissions.
     const FORBIDDEN_DOC: &'static str = "The caller lacks a required scope, role or permission.";
+    /// The description of the documented 429 response; generated code states
+    /// the limit and what it counts per.
+    const RATE_DOC: &'static str = "Rate limit exceeded; see `Retry-After`.";
 }

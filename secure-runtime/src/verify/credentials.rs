@@ -12,6 +12,17 @@ pub enum CredentialError {
     Unavailable,
 }
 
+impl std::fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CredentialError::Invalid => "the credential is invalid",
+            CredentialError::Unavailable => "the credential store is unavailable",
+        })
+    }
+}
+
+impl std::error::Error for CredentialError {}
+
 /// Verifies API keys presented in the configured header (`auth = api_key`).
 ///
 /// ```

@@ -255,17 +255,11 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
                 ));
             }
             if !has(403) {
-                extra.push(problem_response(
-                    403,
-                    "The caller lacks a required scope, role or permission.",
-                ));
+                extra.push(problem_response(403, R::FORBIDDEN_DOC));
             }
         }
         if policy.rate().is_some() && !has(429) {
-            extra.push(problem_response(
-                429,
-                "Rate limit exceeded; see `Retry-After`.",
-            ));
+            extra.push(problem_response(429, R::RATE_DOC));
         }
         meta.responses.extend(extra);
         meta

@@ -71,6 +71,8 @@ pub enum TokenError {
     Inactive,
 }
 
+impl std::error::Error for TokenError {}
+
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
@@ -115,6 +117,14 @@ pub trait KeySource: Send + Sync + 'static {
 /// A [`KeySource`] has no usable key set (fail closed: 503).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySourceDown;
+
+impl fmt::Display for KeySourceDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the key source has no usable key set")
+    }
+}
+
+impl std::error::Error for KeySourceDown {}
 
 #[derive(Clone)]
 struct VerifyKey {
