@@ -705,8 +705,11 @@ async fn refresh_tokens_are_opaque_random_and_at_least_256_bits() {
     for _ in 0..5 {
         let t = login_ok(&cli, "alice", "alice-password-1", None).await;
         let r = rt(&t).to_owned();
-        assert!(!r.contains('.'), "a refresh token is not a JWT: {r}");
-        let raw = URL_SAFE_NO_PAD.decode(&r).expect("base64url");
+        // `family.secret` (like an API key's `prefix.secret`), not a JWT.
+        let (family, secret) = r.split_once('.').expect("family.secret");
+        assert!(!secret.contains('.'), "a refresh token is not a JWT: {r}");
+        assert!(URL_SAFE_NO_PAD.decode(family).is_ok());
+        let raw = URL_SAFE_NO_PAD.decode(secret).expect("base64url");
         assert!(raw.len() >= 32, "{} bytes", raw.len());
         assert!(seen.insert(r));
     }
@@ -952,6 +955,7 @@ impl SessionStore for RecordingSessions {
     }
     fn rotate<'a>(
         &'a self,
+        family: &'a str,
         old_hash: &'a str,
         new_hash: &'a str,
         ttl_secs: u64,
@@ -960,7 +964,7 @@ impl SessionStore for RecordingSessions {
             .lock()
             .unwrap()
             .push(format!("{old_hash} {new_hash}"));
-        self.inner.rotate(old_hash, new_hash, ttl_secs)
+        self.inner.rotate(family, old_hash, new_hash, ttl_secs)
     }
     fn revoke_family<'a>(&'a self, family: &'a str) -> BoxFuture<'a, Result<(), CredentialError>> {
         self.inner.revoke_family(family)
@@ -1007,9 +1011,11 @@ async fn refresh_tokens_reach_the_session_store_only_as_hashes() {
     let t2 = tokens(refresh(&cli, rt(&t1), None).await).await;
     let seen = store.seen.lock().unwrap().join("\n");
     assert!(!seen.is_empty());
+    // A refresh token is `family.secret`: the secret never reaches the store.
     for plaintext in [rt(&t1), rt(&t2)] {
+        let secret = plaintext.split_once('.').unwrap().1;
         assert!(
-            !seen.contains(plaintext),
+            !seen.contains(secret),
             "a refresh token reached the store in clear"
         );
     }
@@ -1231,7 +1237,12 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.rotate("h1", &format!("n{i}"), 60).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .rotate("fam-1", "h1", &format!("n{i}"), 60)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut rotated = 0;
@@ -1242,7 +1253,7 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
     }
     assert_eq!(rotated, 1);
     assert_eq!(
-        store.rotate("unknown", "x", 60).await.unwrap(),
+        store.rotate("no-such-family", "h1", "x", 60).await.unwrap(),
         poem_secure::Rotation::Invalid
     );
     let s2 = Session {
@@ -1252,7 +1263,7 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
     store.create(&s2, "k1", 60).await.unwrap();
     store.revoke_family("fam-2").await.unwrap();
     assert_eq!(
-        store.rotate("k1", "k2", 60).await.unwrap(),
+        store.rotate("fam-2", "k1", "k2", 60).await.unwrap(),
         poem_secure::Rotation::Invalid
     );
 }

@@ -27,6 +27,8 @@ mod policy;
 mod principal;
 mod rate;
 #[cfg(feature = "redis")]
+mod redis_conn;
+#[cfg(feature = "redis")]
 mod redis_store;
 pub mod route;
 mod secrets;
@@ -65,6 +67,8 @@ pub use rate::{
 };
 #[cfg(feature = "redis")]
 pub use rate::{RedisRateLimiter, RedisRateLimiterBuilder};
+#[cfg(feature = "redis")]
+pub use redis_conn::{RedisConnection, RedisTarget};
 pub use route::Protected;
 pub use security::{
     AccessToken, ConfigError, IssuedToken, Security, SecurityBuilder, SecurityEndpoint,

@@ -1,20 +1,10 @@
-//! What the Redis-backed credential stores share: connecting, and bounding
-//! every call by a timeout that turns into "unavailable" (fail closed).
+//! What the Redis-backed credential stores share: bounding every call by a
+//! timeout that turns into "unavailable" (fail closed). Connecting is
+//! `redis_conn`'s.
 
 use std::{future::Future, time::Duration};
 
-use redis::aio::ConnectionManager;
-
-use crate::{ConfigError, CredentialError, AUDIT_TARGET};
-
-/// Connects to `url` (5 s at most), with automatic reconnection.
-pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, ConfigError> {
-    let client = redis::Client::open(url).map_err(|_| ConfigError::new("invalid REDIS_URL"))?;
-    tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-        .await
-        .map_err(|_| ConfigError::new("Redis did not answer within 5 s"))?
-        .map_err(|_| ConfigError::new("cannot connect to Redis"))
-}
+use crate::{CredentialError, AUDIT_TARGET};
 
 /// Runs one Redis call within `timeout`; an error or a timeout is logged once
 /// and answered as [`CredentialError::Unavailable`] (503).
@@ -25,8 +15,13 @@ pub(crate) async fn bounded<T>(
 ) -> Result<T, CredentialError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(v)) => Ok(v),
-        _ => {
-            tracing::error!(target: AUDIT_TARGET, event = "store_unavailable", store);
+        Ok(Err(e)) => {
+            // The kind only: a message could quote a URL.
+            tracing::error!(target: AUDIT_TARGET, event = "store_unavailable", store, kind = ?e.kind());
+            Err(CredentialError::Unavailable)
+        }
+        Err(_) => {
+            tracing::error!(target: AUDIT_TARGET, event = "store_unavailable", store, kind = "timeout");
             Err(CredentialError::Unavailable)
         }
     }

@@ -1,6 +1,11 @@
 //! Refresh-token sessions: opaque tokens stored as hashes, grouped in families,
 //! rotated on every use; presenting a rotated token revokes its family. Also
 //! the access-token `jti` denylist used by logout.
+//!
+//! A family is one record however often it rotates: the session and the hash
+//! of its current token. A refresh token names its family, so a rotated one
+//! is recognised as "of this family but not current" without a key per old
+//! token.
 
 use std::{
     collections::HashMap,
@@ -54,7 +59,8 @@ pub enum Peek {
 
 /// Stores refresh-token families and revoked access tokens. Implementations
 /// must make [`SessionStore::rotate`] atomic: of concurrent rotations of one
-/// token exactly one wins.
+/// token exactly one wins. What is stored per family must not grow with its
+/// rotations.
 pub trait SessionStore: Send + Sync + 'static {
     /// Starts a family whose first token has hash `token_hash`, valid `ttl_secs`.
     fn create<'a>(
@@ -64,22 +70,30 @@ pub trait SessionStore: Send + Sync + 'static {
         ttl_secs: u64,
     ) -> BoxFuture<'a, Result<(), CredentialError>>;
 
-    /// Presents `old_hash`; when current, replaces it by `new_hash` (valid
-    /// `ttl_secs`). See [`Rotation`].
+    /// Presents `old_hash`, a token of `family`; when current, replaces it
+    /// by `new_hash` (valid `ttl_secs`). Any other token presented for a live
+    /// family is a rotated one (tokens are random; a forger would need the
+    /// family id, which only the session's own tokens carry): the family is
+    /// revoked ([`Rotation::Reused`]). See [`Rotation`].
     fn rotate<'a>(
         &'a self,
+        family: &'a str,
         old_hash: &'a str,
         new_hash: &'a str,
         ttl_secs: u64,
     ) -> BoxFuture<'a, Result<Rotation, CredentialError>>;
 
     /// Reads, without changing anything, whether `token_hash` is the current
-    /// token of a live family. The token service checks the request (scopes,
+    /// token of the live `family`. The token service checks the request (scopes,
     /// the user's state) before rotating, so that a refused or failed refresh
     /// leaves the token usable. The default answers
     /// [`Peek::Unsupported`] (the checks then run after the rotation).
-    fn peek<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<Peek, CredentialError>> {
-        let _ = token_hash;
+    fn peek<'a>(
+        &'a self,
+        family: &'a str,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Peek, CredentialError>> {
+        let _ = (family, token_hash);
         Box::pin(async { Ok(Peek::Unsupported) })
     }
 
@@ -137,9 +151,7 @@ struct Family {
 
 #[derive(Default)]
 struct MemState {
-    /// token hash → (family, expiry); rotated tokens stay until they expire,
-    /// so that their reuse is recognised.
-    tokens: HashMap<String, (String, u64)>,
+    /// One record per family, whatever its number of rotations.
     families: HashMap<String, Family>,
     denied: HashMap<String, u64>,
     writes: u64,
@@ -151,7 +163,6 @@ impl MemState {
         if !self.writes.is_multiple_of(1024) {
             return;
         }
-        self.tokens.retain(|_, (_, exp)| *exp > now);
         self.families.retain(|_, f| f.expires_at > now);
         self.denied.retain(|_, exp| *exp > now);
     }
@@ -167,9 +178,9 @@ impl MemState {
 /// let store = MemorySessionStore::new();
 /// let s = Session { family: "f1".into(), subject: "alice".into(), scopes: vec![], roles: vec![], permissions: vec![] };
 /// store.create(&s, "h1", 60).await.unwrap();
-/// assert_eq!(store.rotate("h1", "h2", 60).await.unwrap(), Rotation::Rotated(s.clone()));
-/// assert_eq!(store.rotate("h1", "h3", 60).await.unwrap(), Rotation::Reused); // theft detected
-/// assert_eq!(store.rotate("h2", "h4", 60).await.unwrap(), Rotation::Invalid); // family revoked
+/// assert_eq!(store.rotate("f1", "h1", "h2", 60).await.unwrap(), Rotation::Rotated(s.clone()));
+/// assert_eq!(store.rotate("f1", "h1", "h3", 60).await.unwrap(), Rotation::Reused); // theft detected
+/// assert_eq!(store.rotate("f1", "h2", "h4", 60).await.unwrap(), Rotation::Invalid); // family revoked
 /// # });
 /// ```
 #[derive(Default)]
@@ -202,10 +213,6 @@ impl SessionStore for MemorySessionStore {
         let now = now_secs();
         self.with(|s| {
             s.purge_sometimes(now);
-            s.tokens.insert(
-                token_hash.to_owned(),
-                (session.family.clone(), now + ttl_secs),
-            );
             s.families.insert(
                 session.family.clone(),
                 Family {
@@ -221,6 +228,7 @@ impl SessionStore for MemorySessionStore {
 
     fn rotate<'a>(
         &'a self,
+        family: &'a str,
         old_hash: &'a str,
         new_hash: &'a str,
         ttl_secs: u64,
@@ -228,10 +236,7 @@ impl SessionStore for MemorySessionStore {
         let now = now_secs();
         let out = self.with(|s| {
             s.purge_sometimes(now);
-            let Some((family, exp)) = s.tokens.get(old_hash).cloned() else {
-                return Rotation::Invalid;
-            };
-            let Some(f) = s.families.get_mut(&family) else {
+            let Some(f) = s.families.get_mut(family) else {
                 return Rotation::Invalid;
             };
             if f.revoked || f.expires_at <= now {
@@ -241,32 +246,22 @@ impl SessionStore for MemorySessionStore {
                 f.revoked = true;
                 return Rotation::Reused;
             }
-            if exp <= now {
-                return Rotation::Invalid;
-            }
             f.current = new_hash.to_owned();
             f.expires_at = now + ttl_secs;
-            let session = f.session.clone();
-            s.tokens
-                .insert(new_hash.to_owned(), (family, now + ttl_secs));
-            Rotation::Rotated(session)
+            Rotation::Rotated(f.session.clone())
         });
         Box::pin(async move { Ok(out) })
     }
 
-    fn peek<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<Peek, CredentialError>> {
+    fn peek<'a>(
+        &'a self,
+        family: &'a str,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Peek, CredentialError>> {
         let now = now_secs();
         let out = self.with(|s| {
-            let Some((family, exp)) = s.tokens.get(token_hash) else {
-                return Peek::NotCurrent;
-            };
             match s.families.get(family) {
-                Some(f)
-                    if !f.revoked
-                        && f.expires_at > now
-                        && *exp > now
-                        && f.current == token_hash =>
-                {
+                Some(f) if !f.revoked && f.expires_at > now && f.current == token_hash => {
                     Peek::Current(f.session.clone())
                 }
                 _ => Peek::NotCurrent,
@@ -313,62 +308,122 @@ impl SessionStore for MemorySessionStore {
 #[cfg(feature = "redis")]
 pub use self::redis_store::RedisSessionStore;
 
+
 #[cfg(feature = "redis")]
 mod redis_store {
     use std::time::Duration;
 
-    use redis::{aio::ConnectionManager, Script};
+    use redis::Script;
 
     use super::{Peek, Rotation, Session, SessionStore};
-    use crate::credentials::{BoxFuture, CredentialError};
+    use crate::{
+        credentials::{BoxFuture, CredentialError},
+        redis_conn::{check_prefix, RedisConnection, RedisTarget},
+        ConfigError,
+    };
 
-    /// Rotation in one atomic step: returns `{1, session}` when rotated, `{2}`
-    /// on reuse (the family is revoked), `{0}` when invalid.
+    /// Rotation in one atomic step on the family's one key (KEYS[1]):
+    /// returns `{1, session}` when rotated, `{2}` on reuse (the family is
+    /// revoked), `{0}` when unknown, expired or revoked.
+    /// ARGV: presented hash, new hash, TTL in seconds.
     const ROTATE: &str = r"
-local fam = redis.call('GET', KEYS[1])
-if not fam then return {0} end
-local fk = ARGV[3] .. 'fam:' .. fam
-local cur = redis.call('HGET', fk, 'current')
-if not cur then return {0} end
-if redis.call('HGET', fk, 'revoked') == '1' then return {0} end
-if cur ~= ARGV[1] then
-  redis.call('HSET', fk, 'revoked', '1')
+local f = redis.call('HMGET', KEYS[1], 'current', 'revoked', 'session')
+if not f[1] or f[2] == '1' then return {0} end
+if f[1] ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'revoked', '1')
   return {2}
 end
-redis.call('HSET', fk, 'current', ARGV[2])
-redis.call('SET', ARGV[3] .. 'rt:' .. ARGV[2], fam, 'EX', ARGV[4])
-redis.call('EXPIRE', fk, ARGV[4])
-return {1, redis.call('HGET', fk, 'session')}
+redis.call('HSET', KEYS[1], 'current', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {1, f[3]}
 ";
 
-    /// A [`SessionStore`] in Redis, shared by every instance of a service.
-    /// Rotation is one Lua script (atomic); keys expire with their tokens.
-    /// Every call is bounded by a timeout; an unreachable Redis refuses (503).
+    /// The session when ARGV[1] is the current token of the live family
+    /// KEYS[1], else false.
+    const PEEK: &str = r"
+local f = redis.call('HMGET', KEYS[1], 'current', 'revoked', 'session')
+if not f[1] or f[2] == '1' or f[1] ~= ARGV[1] then return false end
+return f[3]
+";
+
+    /// Marks an existing family revoked (no stray key without a TTL).
+    const REVOKE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1') end
+return 1
+";
+
+    /// A [`SessionStore`] in Redis, shared by every instance of a service:
+    /// one server, TLS, or a Redis Cluster (see [`RedisTarget`]).
+    ///
+    /// - **One key per family** (`{prefix}fam:{<family>}`, a hash with the
+    ///   session, the current token's hash and the revocation flag), whatever
+    ///   the number of rotations; it expires with the family's last token.
+    /// - **One round trip per rotation**: a Lua script that declares its only
+    ///   key, so it runs on the node that serves the family in a cluster.
+    /// - Denied access tokens: `{prefix}jti:<jti>`, until their expiry.
+    /// - Every call is bounded by a timeout; an unreachable Redis, a lost
+    ///   connection or a cluster failover refuses (503) while it lasts, and
+    ///   the connection recovers by itself.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), secure_runtime::ConfigError> {
+    /// use secure_runtime::RedisSessionStore;
+    /// // One server, TLS, or cluster seeds: "redis://a:7000,redis://b:7000".
+    /// let store = RedisSessionStore::connect("rediss://redis.internal:6380/", "notes:").await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct RedisSessionStore {
-        conn: ConnectionManager,
+        conn: RedisConnection,
         prefix: String,
         timeout: Duration,
         rotate: Script,
+        peek: Script,
+        revoke: Script,
     }
 
     impl RedisSessionStore {
-        /// Connects to `url` (e.g. `redis://127.0.0.1:6379/0`); keys are
-        /// prefixed with `prefix` (e.g. `"notes:"`).
-        pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let conn = crate::redis_store::connect(url).await?;
+        /// Connects to `url` (one server, `rediss://`, or comma-separated
+        /// cluster seeds; see [`RedisTarget`]) within 5 s; keys are prefixed
+        /// with `prefix` (e.g. `"notes:"`).
+        ///
+        /// # Errors
+        /// A [`ConfigError`] for a malformed URL or prefix, or a Redis that
+        /// does not answer.
+        pub async fn connect(url: &str, prefix: &str) -> Result<Self, ConfigError> {
+            check_prefix(prefix)?;
+            let conn = RedisTarget::parse(url)?
+                .connect(Duration::from_secs(5))
+                .await?;
+            Self::new(conn, prefix)
+        }
+
+        /// A store over an existing connection (shared with other stores).
+        ///
+        /// # Errors
+        /// A [`ConfigError`] for a prefix with `{` or `}`.
+        pub fn new(conn: RedisConnection, prefix: &str) -> Result<Self, ConfigError> {
+            check_prefix(prefix)?;
             Ok(RedisSessionStore {
                 conn,
                 prefix: prefix.to_owned(),
                 timeout: Duration::from_millis(500),
                 rotate: Script::new(ROTATE),
+                peek: Script::new(PEEK),
+                revoke: Script::new(REVOKE),
             })
         }
 
         /// The bound on each Redis call (default 500 ms).
+        #[must_use]
         pub fn timeout(mut self, d: Duration) -> Self {
             self.timeout = d;
             self
+        }
+
+        /// The key of a family: the family id is the hash tag.
+        pub fn family_key(&self, family: &str) -> String {
+            format!("{}fam:{{{family}}}", self.prefix)
         }
 
         async fn run<T>(
@@ -389,10 +444,10 @@ return {1, redis.call('HGET', fk, 'session')}
             Box::pin(async move {
                 let payload =
                     serde_json::to_string(session).map_err(|_| CredentialError::Unavailable)?;
-                let fk = format!("{}fam:{}", self.prefix, session.family);
-                let tk = format!("{}rt:{}", self.prefix, token_hash);
+                let fk = self.family_key(&session.family);
                 let mut conn = self.conn.clone();
                 let mut pipe = redis::pipe();
+                // One key: a transaction is valid on a cluster too.
                 pipe.atomic()
                     .hset_multiple(
                         &fk,
@@ -403,9 +458,7 @@ return {1, redis.call('HGET', fk, 'session')}
                         ],
                     )
                     .ignore()
-                    .expire(&fk, ttl_secs as i64)
-                    .ignore()
-                    .set_ex(&tk, &session.family, ttl_secs)
+                    .expire(&fk, i64::try_from(ttl_secs).unwrap_or(i64::MAX))
                     .ignore();
                 self.run(pipe.query_async::<()>(&mut conn)).await
             })
@@ -413,17 +466,15 @@ return {1, redis.call('HGET', fk, 'session')}
 
         fn rotate<'a>(
             &'a self,
+            family: &'a str,
             old_hash: &'a str,
             new_hash: &'a str,
             ttl_secs: u64,
         ) -> BoxFuture<'a, Result<Rotation, CredentialError>> {
             Box::pin(async move {
                 let mut conn = self.conn.clone();
-                let mut inv = self.rotate.key(format!("{}rt:{}", self.prefix, old_hash));
-                inv.arg(old_hash)
-                    .arg(new_hash)
-                    .arg(&self.prefix)
-                    .arg(ttl_secs);
+                let mut inv = self.rotate.key(self.family_key(family));
+                inv.arg(old_hash).arg(new_hash).arg(ttl_secs.max(1));
                 let v = self
                     .run(inv.invoke_async::<Vec<redis::Value>>(&mut conn))
                     .await?;
@@ -431,35 +482,28 @@ return {1, redis.call('HGET', fk, 'session')}
                     Some(redis::Value::Int(i)) => *i,
                     _ => 0,
                 };
-                let payload = match v.get(1) {
-                    Some(redis::Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
-                    _ => None,
-                };
-                let out = (code, payload);
-                Ok(match out {
-                    (1, Some(p)) => match serde_json::from_str::<Session>(&p) {
-                        Ok(s) => Rotation::Rotated(s),
-                        Err(_) => Rotation::Invalid,
-                    },
+                Ok(match (code, v.get(1)) {
+                    (1, Some(redis::Value::BulkString(p))) => {
+                        match serde_json::from_slice::<Session>(p) {
+                            Ok(s) => Rotation::Rotated(s),
+                            Err(_) => Rotation::Invalid,
+                        }
+                    }
                     (2, _) => Rotation::Reused,
                     _ => Rotation::Invalid,
                 })
             })
         }
 
-        fn peek<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<Peek, CredentialError>> {
+        fn peek<'a>(
+            &'a self,
+            family: &'a str,
+            token_hash: &'a str,
+        ) -> BoxFuture<'a, Result<Peek, CredentialError>> {
             Box::pin(async move {
-                let script = Script::new(
-                    r"local fam = redis.call('GET', KEYS[1])
-if not fam then return false end
-local fk = ARGV[2] .. 'fam:' .. fam
-if redis.call('HGET', fk, 'revoked') == '1' then return false end
-if redis.call('HGET', fk, 'current') ~= ARGV[1] then return false end
-return redis.call('HGET', fk, 'session')",
-                );
                 let mut conn = self.conn.clone();
-                let mut inv = script.key(format!("{}rt:{}", self.prefix, token_hash));
-                inv.arg(token_hash).arg(&self.prefix);
+                let mut inv = self.peek.key(self.family_key(family));
+                inv.arg(token_hash);
                 let payload: Option<String> = self.run(inv.invoke_async(&mut conn)).await?;
                 Ok(
                     match payload.and_then(|p| serde_json::from_str::<Session>(&p).ok()) {
@@ -475,13 +519,14 @@ return redis.call('HGET', fk, 'session')",
             family: &'a str,
         ) -> BoxFuture<'a, Result<(), CredentialError>> {
             Box::pin(async move {
-                let fk = format!("{}fam:{}", self.prefix, family);
                 let mut conn = self.conn.clone();
-                // Only an existing family is marked (no stray keys without TTL).
-                let script = Script::new("if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1') end return 1");
-                self.run(script.key(fk).invoke_async::<i64>(&mut conn))
-                    .await
-                    .map(|_| ())
+                self.run(
+                    self.revoke
+                        .key(self.family_key(family))
+                        .invoke_async::<i64>(&mut conn),
+                )
+                .await
+                .map(|_| ())
             })
         }
 
