@@ -76,6 +76,6 @@ pub use security::{
 };
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
-pub use sessions::{MemorySessionStore, Revocations, Rotation, Session, SessionStore};
+pub use sessions::{MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore};
 pub use types::StrictString;
 pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};
