@@ -375,7 +375,10 @@ async fn a_refresh_token_rotates_once_and_its_reuse_revokes_the_family() {
         Rotation::Invalid
     );
     assert_eq!(
-        store.rotate("no-such-family", "h1", "h6", 60).await.unwrap(),
+        store
+            .rotate("no-such-family", "h1", "h6", 60)
+            .await
+            .unwrap(),
         Rotation::Invalid
     );
     // Another family is not affected.

@@ -185,7 +185,12 @@ fn sessions_logout_and_keys_are_shared(p: &Pair) {
     let g2 = Grant::from_json(&p.b.refresh(&g1.refresh).expect(200).json());
     p.a.get_bearer("/users/me", &g2.access).expect(200);
     let r = p.b.call("POST", "/auth/logout", Some(&g2.access), None);
-    assert!(matches!(r.status, 200 | 204), "logout: {} {}", r.status, r.body);
+    assert!(
+        matches!(r.status, 200 | 204),
+        "logout: {} {}",
+        r.status,
+        r.body
+    );
     assert_invalid_token(&p.a.get_bearer("/users/me", &g2.access));
     p.a.refresh(&g2.refresh).expect(400);
 

@@ -33,8 +33,14 @@ fn a_three_master_cluster_routes_keys_and_survives_a_node_restart() {
     assert_eq!(cluster.seeds().split(',').count(), 3);
     // Our slot function agrees with the server's, hash tags included.
     for key in ["a", "{fam}:x", "{fam}:y", "poem:{f1}rt"] {
-        let server = cluster.nodes()[0].cmd(&format!("CLUSTER KEYSLOT {key}")).unwrap();
-        assert_eq!(server.trim(), format!(":{}", key_slot(key.as_bytes())), "{key}");
+        let server = cluster.nodes()[0]
+            .cmd(&format!("CLUSTER KEYSLOT {key}"))
+            .unwrap();
+        assert_eq!(
+            server.trim(),
+            format!(":{}", key_slot(key.as_bytes())),
+            "{key}"
+        );
     }
     assert_eq!(key_slot(b"{fam}:x"), key_slot(b"{fam}:y"));
     // Each node accepts the keys it serves, and redirects the others.
@@ -53,7 +59,11 @@ fn a_three_master_cluster_routes_keys_and_survives_a_node_restart() {
     cluster.kill_node(owner);
     assert!(!cluster.nodes()[owner].is_running());
     cluster.restart_node(owner);
-    assert_eq!(cluster.node_for_key("some-key"), owner, "same slots after a restart");
+    assert_eq!(
+        cluster.node_for_key("some-key"),
+        owner,
+        "same slots after a restart"
+    );
     assert_eq!(cluster.dbsize(), 0);
 }
 
@@ -72,8 +82,8 @@ use std::{
 
 use poem_secure::{
     ApiKeyVerifier, ApiKeys, CredentialError, LimiterUnavailable, PartitionKey, Peek, Rate,
-    RateLimiter, RateQuery, RedisApiKeyStore, RedisConnection, RedisRateLimiter,
-    RedisSessionStore, RedisTarget, Rotation, Session, SessionStore,
+    RateLimiter, RateQuery, RedisApiKeyStore, RedisConnection, RedisRateLimiter, RedisSessionStore,
+    RedisTarget, Rotation, Session, SessionStore,
 };
 
 const PREFIX: &str = "t:";
@@ -148,7 +158,10 @@ async fn the_stores_behave_the_same(d: &Deployment) {
     // Rotation, peek, reuse detection, revocation.
     let s = session("fam-a");
     store.create(&s, "h1", 60).await.unwrap();
-    assert_eq!(store.peek("fam-a", "h1").await.unwrap(), Peek::Current(s.clone()));
+    assert_eq!(
+        store.peek("fam-a", "h1").await.unwrap(),
+        Peek::Current(s.clone())
+    );
     assert_eq!(
         store.rotate("fam-a", "h1", "h2", 60).await.unwrap(),
         Rotation::Rotated(s.clone())
@@ -365,7 +378,10 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !probe().await {
-        assert!(Instant::now() < deadline, "{what}: not back within {secs} s");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not back within {secs} s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -387,7 +403,15 @@ async fn outage_and_recovery(d: &Deployment, family: &'static str, down: impl Fn
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Seen::default());
     let tasks: Vec<_> = (0..3)
-        .map(|_| traffic(lim.clone(), store.clone(), family, stop.clone(), seen.clone()))
+        .map(|_| {
+            traffic(
+                lim.clone(),
+                store.clone(),
+                family,
+                stop.clone(),
+                seen.clone(),
+            )
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(seen.ok.load(Ordering::Relaxed) > 0, "traffic flows");
@@ -432,7 +456,9 @@ async fn outage_and_recovery(d: &Deployment, family: &'static str, down: impl Fn
 async fn the_tls_server_killed_mid_traffic_refuses_then_recovers() {
     bounded(90, async {
         let d = Deployment::Tls(RedisServer::start_tls());
-        let Deployment::Tls(server) = &d else { unreachable!() };
+        let Deployment::Tls(server) = &d else {
+            unreachable!()
+        };
         outage_and_recovery(&d, "fam-tls", || server.kill(), || server.restart()).await;
     })
     .await;
@@ -442,7 +468,9 @@ async fn the_tls_server_killed_mid_traffic_refuses_then_recovers() {
 async fn a_cluster_node_killed_mid_traffic_refuses_then_recovers() {
     bounded(120, async {
         let d = Deployment::Cluster(RedisCluster::start());
-        let Deployment::Cluster(cluster) = &d else { unreachable!() };
+        let Deployment::Cluster(cluster) = &d else {
+            unreachable!()
+        };
         // The node that serves this family's key.
         let family = "fam-cluster";
         let node = cluster.node_for_key(&format!("{PREFIX}fam:{{{family}}}"));

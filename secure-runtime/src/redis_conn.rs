@@ -192,7 +192,11 @@ impl RedisTarget {
             .response_timeout(timeout)
             .retries(2)
             .min_retry_wait(10)
-            .max_retry_wait(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(10));
+            .max_retry_wait(
+                u64::try_from(timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(10),
+            );
         if let Some(certs) = self.certificates() {
             builder = builder.certs(certs);
         }
@@ -385,7 +389,10 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("rediss://"));
         assert!(!e.to_string().contains("hunter2"));
-        assert!(RedisTarget::parse("rediss://h:1").unwrap().ca_pem("no").is_err());
+        assert!(RedisTarget::parse("rediss://h:1")
+            .unwrap()
+            .ca_pem("no")
+            .is_err());
         assert!(RedisTarget::parse("rediss://h:1")
             .unwrap()
             .ca_file("/nonexistent/ca.pem")

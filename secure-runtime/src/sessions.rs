@@ -259,13 +259,11 @@ impl SessionStore for MemorySessionStore {
         token_hash: &'a str,
     ) -> BoxFuture<'a, Result<Peek, CredentialError>> {
         let now = now_secs();
-        let out = self.with(|s| {
-            match s.families.get(family) {
-                Some(f) if !f.revoked && f.expires_at > now && f.current == token_hash => {
-                    Peek::Current(f.session.clone())
-                }
-                _ => Peek::NotCurrent,
+        let out = self.with(|s| match s.families.get(family) {
+            Some(f) if !f.revoked && f.expires_at > now && f.current == token_hash => {
+                Peek::Current(f.session.clone())
             }
+            _ => Peek::NotCurrent,
         });
         Box::pin(async move { Ok(out) })
     }
@@ -307,7 +305,6 @@ impl SessionStore for MemorySessionStore {
 
 #[cfg(feature = "redis")]
 pub use self::redis_store::RedisSessionStore;
-
 
 #[cfg(feature = "redis")]
 mod redis_store {

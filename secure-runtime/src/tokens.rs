@@ -510,7 +510,12 @@ impl TokenService {
         let rotated = self
             .0
             .sessions
-            .rotate(family, &presented, &hash_secret(&next), self.0.refresh_ttl_secs)
+            .rotate(
+                family,
+                &presented,
+                &hash_secret(&next),
+                self.0.refresh_ttl_secs,
+            )
             .await;
         let stored = match rotated {
             Ok(Rotation::Rotated(s)) => s,

@@ -69,7 +69,9 @@ enum Mode {
         key: PathBuf,
     },
     /// A cluster node; its cluster bus port.
-    ClusterNode { bus_port: u16 },
+    ClusterNode {
+        bus_port: u16,
+    },
 }
 
 /// A running `redis-server` owned by the test.
@@ -513,18 +515,35 @@ fn make_certificates(dir: &Path) -> std::io::Result<(PathBuf, PathBuf, PathBuf)>
             )))
         }
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut ca_args = vec!["req", "-x509"];
     ca_args.extend(ec);
     ca_args.extend([
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
         "/CN=poem-secure test CA",
     ]);
     openssl(&ca_args)?;
     let mut csr_args = vec!["req"];
     csr_args.extend(ec);
     csr_args.extend([
-        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
     ]);
     openssl(&csr_args)?;
     std::fs::write(
@@ -535,8 +554,21 @@ fn make_certificates(dir: &Path) -> std::io::Result<(PathBuf, PathBuf, PathBuf)>
          extendedKeyUsage=serverAuth\n",
     )?;
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
     ])?;
     Ok((
         dir.join("ca.crt"),
