@@ -353,6 +353,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // comma-separated list of seed nodes; REDIS_CA_FILE replaces the system's
     // roots for TLS with a private CA.
     let mut builder = Security::builder().jwt(jwt);
+    // The absolute lifetime of a session from its login, however often it
+    // rotates.
+    let session_max = env_secs("SESSION_MAX_SECS", poem_secure::DEFAULT_SESSION_MAX_SECS)?;
     let (sessions, keys): (Arc<dyn SessionStore>, ApiKeys) = match std::env::var("REDIS_URL") {
         Ok(url) => {
             let mut target = poem_secure::RedisTarget::parse(&url)?;
@@ -367,12 +370,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // One connection (per server) for both credential stores.
             let conn = target.connect(std::time::Duration::from_secs(5)).await?;
             (
-                Arc::new(poem_secure::RedisSessionStore::new(conn.clone(), "notes:")?),
+                Arc::new(
+                    poem_secure::RedisSessionStore::new(conn.clone(), "notes:")?
+                        .max_secs(session_max),
+                ),
                 ApiKeys::new(poem_secure::RedisApiKeyStore::new(conn, "notes:")?),
             )
         }
         Err(_) => (
-            Arc::new(MemorySessionStore::new()),
+            Arc::new(MemorySessionStore::new().max_secs(session_max)),
             ApiKeys::new(MemoryApiKeyStore::new()),
         ),
     };

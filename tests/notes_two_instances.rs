@@ -192,6 +192,8 @@ fn sessions_logout_and_keys_are_shared(p: &Pair) {
         r.body
     );
     assert_invalid_token(&p.a.get_bearer("/users/me", &g2.access));
+    // Every access token of the session ends, not only the presented one.
+    assert_invalid_token(&p.a.get_bearer("/users/me", &g1.access));
     p.a.refresh(&g2.refresh).expect(400);
 
     let admin = p.a.tokens("admin", None).access;

@@ -236,6 +236,33 @@ async fn the_stores_behave_the_same(d: &Deployment) {
         assert!(matches!(r, Rotation::Rotated(_)), "rotation {i}: {r:?}");
     }
     assert_eq!(d.dbsize(), before, "what is stored per family is bounded");
+
+    // Session-wide revocation: reuse (fam-a) and revocation (fam-b) end
+    // every access token naming the family; others are untouched.
+    for sid in ["fam-a", "fam-b"] {
+        assert!(store.is_token_revoked("any-jti", Some(sid)).await.unwrap());
+    }
+    assert!(!store.is_token_revoked("any-jti", Some("fam-storm")).await.unwrap());
+    assert!(store.is_token_revoked("jti-1", Some("fam-storm")).await.unwrap());
+    assert!(!store.is_token_revoked("jti-2", None).await.unwrap());
+
+    // A denied jti outlives `exp` by the largest leeway: denied "until
+    // exp + 60 s" even for a token that expired 5 s ago.
+    let expired = exp - 65;
+    store.revoke_access("jti-expired", expired).await.unwrap();
+    assert!(store.is_access_revoked("jti-expired").await.unwrap());
+
+    // The absolute lifetime: a store whose sessions end at once refuses
+    // to rotate a fresh token.
+    let short = RedisSessionStore::new(conn.clone(), PREFIX)
+        .unwrap()
+        .max_secs(0);
+    short.create(&session("fam-end"), "e1", 600).await.unwrap();
+    assert_eq!(short.peek("fam-end", "e1").await.unwrap(), Peek::NotCurrent);
+    assert_eq!(
+        short.rotate("fam-end", "e1", "e2", 600).await.unwrap(),
+        Rotation::Invalid
+    );
 }
 
 #[tokio::test]

@@ -1208,13 +1208,16 @@ async fn logout_needs_a_valid_bearer_token() {
 }
 
 #[tokio::test]
-async fn a_denied_jti_expires_with_its_token() {
+async fn a_denied_jti_expires_with_its_token_and_the_leeway() {
+    // Denied until exp + the largest leeway a verifier may grant (60 s).
     let store = MemorySessionStore::new();
-    store.revoke_access("jti-short", now() + 2).await.unwrap();
+    store.revoke_access("jti-short", now() - 58).await.unwrap();
     store.revoke_access("jti-long", now() + 3600).await.unwrap();
-    store.revoke_access("jti-past", now() - 10).await.unwrap();
+    store.revoke_access("jti-leeway", now() - 10).await.unwrap();
+    store.revoke_access("jti-past", now() - 61).await.unwrap();
     assert!(store.is_access_revoked("jti-short").await.unwrap());
     assert!(store.is_access_revoked("jti-long").await.unwrap());
+    assert!(store.is_access_revoked("jti-leeway").await.unwrap());
     assert!(!store.is_access_revoked("jti-past").await.unwrap());
     assert!(!store.is_access_revoked("jti-other").await.unwrap());
     tokio::time::sleep(Duration::from_millis(3100)).await;

@@ -65,4 +65,28 @@ pub trait RevocationList: Send + Sync + 'static {
         let _ = jti;
         None
     }
+
+    /// Whether the token `jti`, of the session `sid` when it names one, is
+    /// revoked: the token itself or its whole session (logout and refresh
+    /// reuse end every access token of the session at once). The default
+    /// checks only `jti`.
+    fn is_token_revoked<'a>(
+        &'a self,
+        jti: &'a str,
+        sid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
+        let _ = sid;
+        self.is_revoked(jti)
+    }
+
+    /// [`is_token_revoked`](Self::is_token_revoked) without I/O; `None`: ask
+    /// `is_token_revoked`. The default: [`is_revoked_now`](Self::is_revoked_now).
+    fn is_token_revoked_now(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+    ) -> Option<Result<bool, CredentialError>> {
+        let _ = sid;
+        self.is_revoked_now(jti)
+    }
 }

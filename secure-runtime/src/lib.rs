@@ -76,6 +76,9 @@ pub use security::{
 };
 #[cfg(feature = "redis")]
 pub use sessions::RedisSessionStore;
-pub use sessions::{MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore};
+pub use sessions::{
+    MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore,
+    DEFAULT_SESSION_MAX_SECS, SESSION_REVOCATION_SECS,
+};
 pub use types::StrictString;
 pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};

@@ -587,7 +587,7 @@ impl Security {
         let Some(jti) = p.token_id() else {
             return Some(Err(token_refused(policy, TokenError::Malformed)));
         };
-        list.is_revoked_now(jti)
+        list.is_token_revoked_now(jti, session_of(p))
             .map(|answer| revocation_result(policy, answer))
     }
 
@@ -604,9 +604,10 @@ impl Security {
         let Some(jti) = p.token_id() else {
             return Err(token_refused(policy, TokenError::Malformed));
         };
-        let answer = match list.is_revoked_now(jti) {
+        let sid = session_of(&p);
+        let answer = match list.is_token_revoked_now(jti, sid) {
             Some(answer) => answer,
-            None => list.is_revoked(jti).await,
+            None => list.is_token_revoked(jti, sid).await,
         };
         revocation_result(policy, answer).map(|()| p)
     }
@@ -1024,6 +1025,11 @@ pub(crate) fn verified_principal(req: &Request) -> Result<Principal, AuthRejecti
         .get()
         .cloned()
         .ok_or_else(|| AuthRejection::missing(AuthKinds::BEARER))
+}
+
+/// The session (`sid`, the refresh family) a token belongs to, if any.
+fn session_of(p: &Principal) -> Option<&str> {
+    p.claims().get("sid").and_then(|v| v.as_str())
 }
 
 #[cfg(test)]
