@@ -15,23 +15,11 @@ use std::{
 
 use poem::Request;
 use poem_secure::{
-    testing::token, AuthKinds, JwtConfig, MemorySessionStore, Policy, RateKey, RedisSessionStore,
-    Roles, Security, SessionStore,
+    testing::token, AuthKinds, JwtConfig, MemorySessionStore, Policy, RedisSessionStore, Security,
+    SessionStore,
 };
 
-static POLICY: Policy = Policy {
-    id: "bench::any",
-    public: false,
-    auth: AuthKinds::BEARER,
-    scopes: &[],
-    roles: Roles::None,
-    permissions: &[],
-    rate: None,
-    rate_key: RateKey::Default,
-    rate_group: None,
-    check: None,
-    catalogue: None,
-};
+static POLICY: Policy = Policy::secured("bench::any").with_auth(AuthKinds::BEARER);
 
 const WINDOW: Duration = Duration::from_secs(3);
 

@@ -9,21 +9,11 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use poem::Request;
-use poem_secure::{testing::token, AuthKinds, JwtConfig, Policy, RateKey, Roles, Security};
+use poem_secure::{testing::token, AuthKinds, JwtConfig, Policy, Security};
 
-static POLICY: Policy = Policy {
-    id: "bench::items",
-    public: false,
-    auth: AuthKinds::BEARER,
-    scopes: &["items"],
-    roles: Roles::None,
-    permissions: &[],
-    rate: None,
-    rate_key: RateKey::Default,
-    rate_group: None,
-    check: None,
-    catalogue: None,
-};
+static POLICY: Policy = Policy::secured("bench::items")
+    .with_auth(AuthKinds::BEARER)
+    .with_scopes(&["items"]);
 
 #[derive(serde::Deserialize)]
 #[allow(dead_code)]

@@ -396,20 +396,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens = TokenService::new(
         security.clone(),
         Authenticator::new(users.clone(), PasswordHasher::new()),
-        sessions,
     )?
     .refresh_ttl_secs(env_secs("REFRESH_TOKEN_TTL_SECS", 1_209_600)?)
     // The seeded accounts are shared by many clients: the login limit is
     // per client IP alone (5/min, every attempt), never per user name.
     .failure_limits(LoginLimits::new().per_ip(None).per_ip_and_username(None))
-    .attempt_limit(
-        LoginKey::Ip,
-        Rate {
-            count: 5,
-            period_secs: 60,
-            burst: None,
-        },
-    );
+    .attempt_limit(LoginKey::Ip, Rate::new(5, 60));
 
     let notes = Notes {
         next: AtomicU64::new(0),

@@ -96,12 +96,7 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
         .basic(Authenticator::new(users.clone(), hasher.clone()))
         .build()
         .unwrap();
-    let tokens = TokenService::new(
-        security.clone(),
-        Authenticator::new(users, hasher),
-        sessions,
-    )
-    .unwrap();
+    let tokens = TokenService::new(security.clone(), Authenticator::new(users, hasher)).unwrap();
     let app = Route::new()
         .nest("/", service(tokens.api::<NoCatalogue>(), "t", "1"))
         .at("/me", get(me))

@@ -277,12 +277,8 @@ async fn instance(redis: &RedisServer) -> Instance {
         .build()
         .unwrap();
     let hasher = PasswordHasher::with_params(1024, 1, 1).unwrap();
-    let service = TokenService::new(
-        security.clone(),
-        Authenticator::new(users().await, hasher),
-        store,
-    )
-    .unwrap();
+    let service =
+        TokenService::new(security.clone(), Authenticator::new(users().await, hasher)).unwrap();
     Instance { security, service }
 }
 

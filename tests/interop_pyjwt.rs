@@ -388,7 +388,7 @@ async fn pyjwt_verifies_tokens_from_our_token_endpoint() {
         .sessions(store.clone())
         .build()
         .unwrap();
-    let svc = TokenService::new(sec.clone(), Authenticator::new(users, hasher), store).unwrap();
+    let svc = TokenService::new(sec.clone(), Authenticator::new(users, hasher)).unwrap();
     let app = Route::new()
         .nest("/", service(svc.api::<NoCatalogue>(), "t", "1"))
         .with(sec);

@@ -204,16 +204,8 @@ async fn unlimited() -> &'static str {
 
 /// Per (IP, user name): 3 failures, then one every 100 s; per IP: 6.
 const LOGIN: LoginLimits = LoginLimits::new()
-    .per_ip_and_username(Some(Rate {
-        count: 3,
-        period_secs: 300,
-        burst: None,
-    }))
-    .per_ip(Some(Rate {
-        count: 6,
-        period_secs: 300,
-        burst: None,
-    }));
+    .per_ip_and_username(Some(Rate::new(3, 300)))
+    .per_ip(Some(Rate::new(6, 300)));
 
 /// A toy login: the password is right when it is "right". The limit guards
 /// the check, counting failures only.

@@ -35,10 +35,10 @@ async fn bounded<F: Future<Output = ()>>(body: F) {
 }
 
 fn rate(count: u32, period_secs: u32, burst: Option<u32>) -> Rate {
-    Rate {
-        count,
-        period_secs,
-        burst,
+    let r = Rate::new(count, period_secs);
+    match burst {
+        Some(b) => r.with_burst(b),
+        None => r,
     }
 }
 
@@ -384,14 +384,7 @@ async fn redis_down_at_startup_fails_closed_and_recovers_when_it_comes_up() {
 // Failure-driven limits
 // ---------------------------------------------------------------------------
 
-const GUESSES: FailureLimit = FailureLimit::new(
-    "guesses",
-    Rate {
-        count: 3,
-        period_secs: 3600,
-        burst: None,
-    },
-);
+const GUESSES: FailureLimit = FailureLimit::new("guesses", Rate::new(3, 3600));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failure_limit_in_redis_is_exact_across_instances_and_ignores_successes() {

@@ -133,11 +133,7 @@ fn query<'a>(bucket: &'a str, user: &'a str) -> RateQuery<'a> {
     RateQuery {
         bucket,
         key: PartitionKey::User(user),
-        rate: Rate {
-            count: 3,
-            period_secs: 60,
-            burst: None,
-        },
+        rate: Rate::new(3, 60),
         ip: None,
     }
 }
@@ -242,8 +238,14 @@ async fn the_stores_behave_the_same(d: &Deployment) {
     for sid in ["fam-a", "fam-b"] {
         assert!(store.is_token_revoked("any-jti", Some(sid)).await.unwrap());
     }
-    assert!(!store.is_token_revoked("any-jti", Some("fam-storm")).await.unwrap());
-    assert!(store.is_token_revoked("jti-1", Some("fam-storm")).await.unwrap());
+    assert!(!store
+        .is_token_revoked("any-jti", Some("fam-storm"))
+        .await
+        .unwrap());
+    assert!(store
+        .is_token_revoked("jti-1", Some("fam-storm"))
+        .await
+        .unwrap());
     assert!(!store.is_token_revoked("jti-2", None).await.unwrap());
 
     // A denied jti outlives `exp` by the largest leeway: denied "until
@@ -370,11 +372,7 @@ fn traffic(
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
             let q = RateQuery {
-                rate: Rate {
-                    count: 1_000_000,
-                    period_secs: 1,
-                    burst: None,
-                },
+                rate: Rate::new(1_000_000, 1),
                 ..query("traffic", family)
             };
             let started = Instant::now();

@@ -16,25 +16,15 @@ use poem_secure::{
     secure,
     tokens::{NoCatalogue, TokenService},
     ApiKeys, AuthKinds, Authenticator, JwtConfig, MemoryApiKeyStore, MemorySessionStore,
-    MemoryUserStore, PasswordHasher, Policy, RateKey, Roles, Security, SessionStore, UserRecord,
+    MemoryUserStore, PasswordHasher, Policy, Security, SessionStore, UserRecord,
 };
 use proptest::prelude::*;
 
-static POLICY: Policy = Policy {
-    id: "robustness::any",
-    public: false,
-    auth: AuthKinds::BEARER
+static POLICY: Policy = Policy::secured("robustness::any").with_auth(
+    AuthKinds::BEARER
         .or(AuthKinds::API_KEY)
         .or(AuthKinds::BASIC),
-    scopes: &[],
-    roles: Roles::None,
-    permissions: &[],
-    rate: None,
-    rate_key: RateKey::Default,
-    rate_group: None,
-    check: None,
-    catalogue: None,
-};
+);
 
 fn rt() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -161,12 +151,8 @@ fn token_app() -> &'static (Security, App) {
             scopes: vec!["me".into()],
             disabled: false,
         }]);
-        let tokens = TokenService::new(
-            security.clone(),
-            Authenticator::new(users, hasher),
-            sessions,
-        )
-        .unwrap();
+        let tokens =
+            TokenService::new(security.clone(), Authenticator::new(users, hasher)).unwrap();
         let app = Route::new()
             .nest("/", service(tokens.api::<NoCatalogue>(), "t", "1"))
             .at("/guarded", get(guarded))

@@ -171,7 +171,6 @@ async fn fixture_with(o: Options) -> Fixture {
     let mut service = TokenService::new(
         security.clone(),
         Authenticator::new(users.clone(), o.hasher),
-        store,
     )
     .unwrap();
     if let Some(ttl) = o.refresh_ttl {
@@ -997,7 +996,6 @@ async fn refresh_tokens_reach_the_session_store_only_as_hashes() {
     let service = TokenService::new(
         security.clone(),
         Authenticator::new(users.clone(), fast_hasher()),
-        dyn_store,
     )
     .unwrap();
     let f = Fixture {
@@ -1057,7 +1055,6 @@ async fn a_refresh_that_fails_with_503_leaves_the_refresh_token_usable() {
     let service = TokenService::new(
         security.clone(),
         Authenticator::new(users.clone(), fast_hasher()),
-        store,
     )
     .unwrap();
     let f = Fixture {
@@ -1278,14 +1275,7 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
 #[tokio::test]
 async fn login_attempts_are_limited_per_client_ip() {
     let f = fixture_with(Options {
-        limits: vec![(
-            LoginKey::Ip,
-            Rate {
-                count: 3,
-                period_secs: 60,
-                burst: None,
-            },
-        )],
+        limits: vec![(LoginKey::Ip, Rate::new(3, 60))],
         ..Options::default()
     })
     .await;
@@ -1371,14 +1361,7 @@ async fn login_attempts_are_limited_per_client_ip() {
 #[tokio::test]
 async fn an_ip_and_username_limit_cannot_lock_an_account_out_from_elsewhere() {
     let f = fixture_with(Options {
-        limits: vec![(
-            LoginKey::IpAndUsername,
-            Rate {
-                count: 2,
-                period_secs: 60,
-                burst: None,
-            },
-        )],
+        limits: vec![(LoginKey::IpAndUsername, Rate::new(2, 60))],
         ..Options::default()
     })
     .await;
@@ -1498,12 +1481,7 @@ async fn the_token_service_needs_a_signing_key_and_a_revocation_list() {
         .jwt(JwtConfig::hs256(SECRET).unwrap().issuer(ISS).audience(AUD))
         .build()
         .unwrap();
-    assert!(TokenService::new(
-        no_revocations,
-        Authenticator::new(users(), fast_hasher()),
-        store.clone()
-    )
-    .is_err());
+    assert!(TokenService::new(no_revocations, Authenticator::new(users(), fast_hasher())).is_err());
     // Verification only: nothing to sign with.
     let pem = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1521,27 +1499,17 @@ async fn the_token_service_needs_a_signing_key_and_a_revocation_list() {
         .build()
         .unwrap();
     assert!(!verify_only.can_issue_tokens());
-    assert!(TokenService::new(
-        verify_only,
-        Authenticator::new(users(), fast_hasher()),
-        store.clone()
-    )
-    .is_err());
+    assert!(TokenService::new(verify_only, Authenticator::new(users(), fast_hasher())).is_err());
     // No JWT at all.
     let none = Security::builder().sessions(store.clone()).build().unwrap();
-    assert!(TokenService::new(
-        none,
-        Authenticator::new(users(), fast_hasher()),
-        store.clone()
-    )
-    .is_err());
+    assert!(TokenService::new(none, Authenticator::new(users(), fast_hasher())).is_err());
     // Control: the complete configuration is accepted.
     let ok = Security::builder()
         .jwt(JwtConfig::hs256(SECRET).unwrap().issuer(ISS).audience(AUD))
         .sessions(store.clone())
         .build()
         .unwrap();
-    assert!(TokenService::new(ok, Authenticator::new(users(), fast_hasher()), store).is_ok());
+    assert!(TokenService::new(ok, Authenticator::new(users(), fast_hasher())).is_ok());
 }
 
 #[tokio::test]

@@ -8,22 +8,11 @@ use libfuzzer_sys::fuzz_target;
 use poem::{http::HeaderValue, Request};
 use poem_secure::{
     ApiKeys, AuthKinds, Authenticator, JwtConfig, MemoryApiKeyStore, MemoryUserStore, PasswordHasher, Policy,
-    RateKey, Roles, Security,
+    Security,
 };
 
-static POLICY: Policy = Policy {
-    id: "fuzz::any",
-    public: false,
-    auth: AuthKinds::BEARER.or(AuthKinds::API_KEY).or(AuthKinds::BASIC),
-    scopes: &[],
-    roles: Roles::None,
-    permissions: &[],
-    rate: None,
-    rate_key: RateKey::Default,
-    rate_group: None,
-    check: None,
-    catalogue: None,
-};
+static POLICY: Policy = Policy::secured("fuzz::any")
+    .with_auth(AuthKinds::BEARER.or(AuthKinds::API_KEY).or(AuthKinds::BASIC));
 
 fn setup() -> &'static (tokio::runtime::Runtime, Security) {
     static S: OnceLock<(tokio::runtime::Runtime, Security)> = OnceLock::new();

@@ -26,7 +26,7 @@ fn setup() -> &'static (tokio::runtime::Runtime, App) {
             .build()
             .unwrap();
         let auth = Authenticator::new(MemoryUserStore::new([]), PasswordHasher::with_params(64, 1, 1).unwrap());
-        let tokens = TokenService::new(security.clone(), auth, sessions).unwrap();
+        let tokens = TokenService::new(security.clone(), auth).unwrap();
         let app = Route::new()
             .nest("/", service(tokens.api::<NoCatalogue>(), "t", "1"))
             .with(security)

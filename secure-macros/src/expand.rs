@@ -14,7 +14,7 @@ fn strs(names: &[crate::model::Name]) -> TokenStream {
     quote!(&[#(#v),*])
 }
 
-/// The `Policy { ... }` literal.
+/// The policy, built with the runtime's `const fn` constructors.
 fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
     let k = &d.krate;
     let p = quote!(#k::__private);
@@ -46,55 +46,49 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
             quote!(#p::Roles::All(#r))
         }
     };
-    let rate = match &d.rate {
-        Some((r, _)) => {
-            let (c, s) = (r.count, r.period_secs);
-            let b = match r.burst {
-                Some(b) => quote!(::core::option::Option::Some(#b)),
-                None => quote!(::core::option::Option::None),
-            };
-            quote!(::core::option::Option::Some(#p::Rate { count: #c, period_secs: #s, burst: #b }))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let rate_key = match &d.rate_key {
-        None => quote!(#p::RateKey::Default),
-        Some((RateKey::Ip, _)) => quote!(#p::RateKey::Ip),
-        Some((RateKey::User, _)) => quote!(#p::RateKey::User),
-        Some((RateKey::ApiKey, _)) => quote!(#p::RateKey::ApiKey),
-        Some((RateKey::IpUser, _)) => quote!(#p::RateKey::IpUser),
-        Some((RateKey::Custom(_), _)) => quote!(#p::RateKey::Custom(#req::__RATE_KEY)),
-    };
-    let rate_group = match &d.rate_group {
-        Some((g, span)) => {
-            let g = LitStr::new(g, *span);
-            quote!(::core::option::Option::Some(#g))
-        }
-        None => quote!(::core::option::Option::None),
-    };
-    let check = match &d.check {
-        Some(_) => quote!(::core::option::Option::Some(#req::__check as #p::CheckFn)),
-        None => quote!(::core::option::Option::None),
-    };
-    let catalogue = match &d.catalogue {
-        Some(c) => quote!(::core::option::Option::Some(&#c)),
-        None => quote!(::core::option::Option::None),
-    };
-    quote! {
-        #p::Policy {
-            id: #id,
-            public: #public,
-            auth: #auth,
-            scopes: #scopes,
-            roles: #roles,
-            permissions: #permissions,
-            rate: #rate,
-            rate_key: #rate_key,
-            rate_group: #rate_group,
-            check: #check,
-            catalogue: #catalogue,
-        }
+    let mut calls = Vec::new();
+    calls.push(quote!(.with_auth(#auth)));
+    if !d.scopes.is_empty() {
+        calls.push(quote!(.with_scopes(#scopes)));
     }
+    if !d.roles.1.is_empty() {
+        calls.push(quote!(.with_roles(#roles)));
+    }
+    if !d.permissions.is_empty() {
+        calls.push(quote!(.with_permissions(#permissions)));
+    }
+    if let Some((r, _)) = &d.rate {
+        let (c, s) = (r.count, r.period_secs);
+        let burst = r.burst.map(|b| quote!(.with_burst(#b)));
+        calls.push(quote!(.with_rate(#p::Rate::new(#c, #s) #burst)));
+    }
+    let rate_key = match &d.rate_key {
+        None => None,
+        Some((RateKey::Ip, _)) => Some(quote!(#p::RateKey::Ip)),
+        Some((RateKey::User, _)) => Some(quote!(#p::RateKey::User)),
+        Some((RateKey::ApiKey, _)) => Some(quote!(#p::RateKey::ApiKey)),
+        Some((RateKey::IpUser, _)) => Some(quote!(#p::RateKey::IpUser)),
+        Some((RateKey::Custom(_), _)) => Some(quote!(#p::RateKey::Custom(#req::__RATE_KEY))),
+    };
+    if let Some(k) = rate_key {
+        calls.push(quote!(.with_rate_key(#k)));
+    }
+    if let Some((g, span)) = &d.rate_group {
+        let g = LitStr::new(g, *span);
+        calls.push(quote!(.with_rate_group(#g)));
+    }
+    if d.check.is_some() {
+        calls.push(quote!(.with_check(#req::__check as #p::CheckFn)));
+    }
+    if let Some(c) = &d.catalogue {
+        calls.push(quote!(.with_catalogue(&#c)));
+    }
+    let ctor = if public {
+        quote!(#p::Policy::public)
+    } else {
+        quote!(#p::Policy::secured)
+    };
+    quote!(#ctor(#id) #(#calls)*)
 }
 
 /// Const assertions that every scope, role and permission is in the catalogue,

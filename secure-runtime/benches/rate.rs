@@ -25,11 +25,7 @@ use secure_runtime::{MemoryRateLimiter, PartitionKey, Rate, RateQuery};
 
 /// High enough that every check is admitted (both limiters then do the full
 /// read-decide-write), at one key or a million.
-const RATE: Rate = Rate {
-    count: 1_000_000_000,
-    period_secs: 1,
-    burst: Some(1_000_000_000),
-};
+const RATE: Rate = Rate::new(1_000_000_000, 1).with_burst(1_000_000_000);
 
 fn governor_quota() -> governor::Quota {
     let n = NonZeroU32::new(1_000_000_000).unwrap_or(NonZeroU32::MIN);

@@ -5,80 +5,91 @@
 //! Most users depend on the facade crate `poem-secure`, which re-exports all of
 //! this together with the macros.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, unreachable_pub)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod api_keys;
-mod catalogue;
-mod client_ip;
-mod credentials;
-mod error;
-mod guard;
+// The layers, each using only the ones above it (see ARCHITECTURE.md).
+mod decision;
 mod hardening;
-#[cfg(feature = "jwks")]
-mod jwks;
-mod jwt;
-pub mod openapi;
-mod password;
-mod policy;
-mod principal;
-mod rate;
-#[cfg(feature = "redis")]
-mod redis_conn;
-#[cfg(feature = "redis")]
-mod redis_store;
-pub mod route;
-mod secrets;
-mod security;
-mod sessions;
+#[cfg(feature = "issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
+mod issuer;
+mod model;
+mod stores;
+mod verify;
+mod web;
+
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[allow(clippy::panic)]
 pub mod testing;
-pub mod tokens;
-mod types;
-mod users;
 
-#[cfg(feature = "redis")]
-pub use api_keys::RedisApiKeyStore;
-pub use api_keys::{ApiKeyStore, ApiKeys, IssuedApiKey, MemoryApiKeyStore, StoredApiKey};
-pub use catalogue::{is_scope_token, Catalogue, ScopeDecl};
-pub use client_ip::{ForwardedHeader, TrustedProxies};
-pub use credentials::{ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, RevocationList};
-pub use error::{problem, AuthRejection, Denied};
-pub use guard::{guard_check, Guard, GuardCheck};
-pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};
+// Layer 1: the model.
+pub use model::answer::{Answer, BoxFuture};
+pub use model::audit::AUDIT_TARGET;
+pub use model::catalogue::{is_scope_token, Catalogue, ScopeDecl};
+pub use model::config::{BoxError, ConfigError};
+pub use model::policy::{
+    check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateError, RateKey, RateKeyFn,
+    Requirement, Roles, RATE_UNITS,
+};
+pub use model::principal::{CredentialKind, Principal, PrincipalBuilder};
+pub use model::rate::{
+    LimiterUnavailable, PartitionKey, RateDecision, RateLimiter, RateOutcome, RateQuery, RateStatus,
+};
+pub use model::rejection::{AuthRejection, Denied, RejectionKind};
+
+// Layer 2: verifiers.
+pub use verify::credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, RevocationList};
 #[cfg(feature = "jwks")]
-pub use jwks::JwksClient;
-pub use jwt::{Algorithm, JwtConfig, KeySource, KeySourceDown, TokenError, MAX_LEEWAY_SECS};
-pub use password::{
-    PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified, MAX_PASSWORD_BYTES,
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use verify::jwks::JwksClient;
+pub use verify::jwt::{
+    Algorithm, JwtConfig, KeySource, KeySourceDown, TokenError, MAX_LEEWAY_SECS,
 };
-pub use policy::{
-    check_future, AuthKinds, CheckFn, CheckFuture, Policy, Rate, RateKey, RateKeyFn, Requirement,
-    Roles,
-};
-pub use principal::{CredentialKind, Principal, PrincipalBuilder};
-pub use rate::{
-    FailureAttempt, FailureLimit, LimiterUnavailable, LoginAttempt, LoginLimits, ManualClock,
-    MemoryRateLimiter, PartitionKey, RateDecision, RateLimiter, RateOutcome, RateQuery, RateStatus,
-};
+
+// Layer 3: stores.
+pub use stores::rate::{ManualClock, MemoryRateLimiter};
 #[cfg(feature = "redis")]
-pub use rate::{RedisRateLimiter, RedisRateLimiterBuilder};
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use stores::rate::{RedisRateLimiter, RedisRateLimiterBuilder};
 #[cfg(feature = "redis")]
-pub use redis_conn::{RedisConnection, RedisTarget};
-pub use route::Protected;
-pub use security::{
-    AccessToken, ConfigError, IssuedToken, Security, SecurityBuilder, SecurityEndpoint,
-    AUDIT_TARGET,
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use stores::redis_conn::{RedisConnection, RedisTarget};
+
+// Layer 5: poem and poem-openapi.
+pub use web::client_ip::{ForwardedHeader, TrustedProxies};
+pub use web::failure::{FailureAttempt, FailureLimit, LoginAttempt, LoginLimits};
+pub use web::guard::{guard_check, Guard, GuardCheck};
+pub use web::openapi;
+pub use web::response::problem;
+pub use web::route::{self, Protected};
+pub use web::security::{AccessToken, IssuedToken, Security, SecurityBuilder, SecurityEndpoint};
+pub use web::types::StrictString;
+
+// Layer 6: the issuer.
+#[cfg(all(feature = "issuer", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "issuer", feature = "redis"))))]
+pub use issuer::{api_keys::RedisApiKeyStore, sessions::RedisSessionStore};
+#[cfg(feature = "issuer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issuer")))]
+pub use issuer::{
+    api_keys::{ApiKeyStore, ApiKeys, IssuedApiKey, MemoryApiKeyStore, StoredApiKey},
+    password::{
+        PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified,
+        MAX_PASSWORD_BYTES,
+    },
+    sessions::{
+        MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore,
+        DEFAULT_SESSION_MAX_SECS, SESSION_REVOCATION_SECS,
+    },
+    tokens,
+    users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore},
 };
-#[cfg(feature = "redis")]
-pub use sessions::RedisSessionStore;
-pub use sessions::{
-    MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore,
-    DEFAULT_SESSION_MAX_SECS, SESSION_REVOCATION_SECS,
-};
-pub use types::StrictString;
-pub use users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore};
+
+// Hardening.
+pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};

@@ -21,7 +21,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{jwt::AccessClaims, Security};
+use crate::{verify::jwt::AccessClaims, Security};
 
 /// Starts a token for `subject`, signed with `security`'s own key.
 pub fn token<'s>(security: &'s Security, subject: &str) -> TestToken<'s> {

@@ -1,0 +1,392 @@
+//! The rate-limit step of the decision: allow-lists, dry run, and the
+//! limiter's answer turned into an admission or a 429.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, OnceLock},
+};
+
+use ipnet::IpNet;
+
+use crate::model::{
+    audit::AUDIT_TARGET,
+    rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery, RateStatus},
+    rejection::AuthRejection,
+};
+
+/// Per-request slot through which the guard hands the route's rate status to
+/// [`crate::SecurityEndpoint`], which adds the header fields to the response
+/// (only installed when `rate_limit_headers(true)`).
+#[derive(Clone, Default)]
+pub(crate) struct RateSlot(pub(crate) Arc<OnceLock<RateStatus>>);
+
+/// The rate-limit configuration of a [`crate::Security`].
+pub(crate) struct RateSettings {
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) allow_ips: Vec<IpNet>,
+    pub(crate) allow_keys: HashSet<Box<str>>,
+    pub(crate) dry_run: bool,
+    pub(crate) headers: bool,
+}
+
+/// What [`RateSettings::enforce`] did with an admitted request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Enforced {
+    /// The request was counted by the limiter (and may be refunded).
+    pub(crate) counted: bool,
+    /// What the header fields report (`None`: exempt or unknown).
+    pub(crate) status: Option<RateStatus>,
+}
+
+impl RateSettings {
+    pub(crate) fn new(limiter: Arc<dyn RateLimiter>) -> RateSettings {
+        RateSettings {
+            limiter,
+            allow_ips: Vec::new(),
+            allow_keys: HashSet::new(),
+            dry_run: false,
+            headers: false,
+        }
+    }
+
+    /// Whether an allow-list exempts the query.
+    pub(crate) fn exempt(&self, q: &RateQuery<'_>) -> bool {
+        let by_ip = !self.allow_ips.is_empty()
+            && q.ip
+                .map(|ip| ip.to_canonical())
+                .is_some_and(|ip| self.allow_ips.iter().any(|n| n.contains(&ip)));
+        let by_key = !self.allow_keys.is_empty()
+            && q.key
+                .allow_value()
+                .is_some_and(|k| self.allow_keys.contains(k));
+        by_ip || by_key
+    }
+
+    /// Applies allow-lists, the limiter and dry-run to one request: `Ok`
+    /// admits, `Err` is the 429 (or the 503 of an unavailable limiter).
+    pub(crate) async fn enforce(
+        &self,
+        q: &RateQuery<'_>,
+        policy: &'static str,
+        route: &str,
+    ) -> Result<Enforced, AuthRejection> {
+        if let Some(done) = self.enforce_now(q, policy, route) {
+            return done;
+        }
+        let result = self.limiter.check(q).await;
+        self.decide(q, result, policy, route)
+    }
+
+    /// [`enforce`](Self::enforce) without I/O; `None`, with nothing
+    /// recorded, when the limiter needs I/O.
+    pub(crate) fn enforce_now(
+        &self,
+        q: &RateQuery<'_>,
+        policy: &'static str,
+        route: &str,
+    ) -> Option<Result<Enforced, AuthRejection>> {
+        if self.exempt(q) {
+            return Some(Ok(Enforced {
+                counted: false,
+                status: None,
+            }));
+        }
+        let result = self.limiter.check_sync(q)?;
+        Some(self.decide(q, result, policy, route))
+    }
+
+    fn decide(
+        &self,
+        q: &RateQuery<'_>,
+        result: Result<RateOutcome, LimiterUnavailable>,
+        policy: &'static str,
+        route: &str,
+    ) -> Result<Enforced, AuthRejection> {
+        match result {
+            Ok(d) => {
+                let status = RateStatus::new(policy, q.rate, &d);
+                if d.allowed {
+                    return Ok(Enforced {
+                        counted: true,
+                        status: Some(status),
+                    });
+                }
+                let retry = d.retry_after_secs().unwrap_or(1);
+                if self.dry_run {
+                    tracing::warn!(target: AUDIT_TARGET, event = "rate_limit_dry_run", route,
+                        bucket = q.bucket, key = %q.key, retry_after_secs = retry,
+                        "rate limit exceeded; admitted because dry-run is on");
+                    return Ok(Enforced {
+                        counted: false,
+                        status: Some(status),
+                    });
+                }
+                tracing::info!(target: AUDIT_TARGET, event = "rate_limited", route,
+                    bucket = q.bucket, key = %q.key, retry_after_secs = retry);
+                Err(AuthRejection::rate_limited_with(retry, status))
+            }
+            Err(LimiterUnavailable) => {
+                if self.dry_run {
+                    tracing::error!(target: AUDIT_TARGET, event = "limiter_unavailable", route,
+                        bucket = q.bucket, "rate limiter unavailable; admitted because dry-run is on");
+                    return Ok(Enforced {
+                        counted: false,
+                        status: None,
+                    });
+                }
+                tracing::error!(target: AUDIT_TARGET, event = "limiter_unavailable", route,
+                    bucket = q.bucket, "rate limiter unavailable; refusing (fail closed)");
+                Err(AuthRejection::unavailable())
+            }
+        }
+    }
+
+    /// Gives back one admission counted by `enforce`.
+    pub(crate) async fn refund(&self, q: &RateQuery<'_>) {
+        if self.limiter.refund(q).await.is_err() {
+            tracing::error!(target: AUDIT_TARGET, event = "limiter_unavailable", bucket = q.bucket,
+                "could not refund a rate-limit reservation");
+        }
+    }
+}
+
+/// A `tracing` subscriber that records events, for tests that assert logs.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::{
+        fmt::Debug,
+        sync::{Arc, Mutex},
+    };
+
+    use tracing::{
+        field::{Field, Visit},
+        span, Event, Level, Metadata, Subscriber,
+    };
+
+    /// `(level, value of the "event" field)` of every event seen.
+    #[derive(Clone, Default)]
+    pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<(Level, String)>>>);
+
+    impl Capture {
+        /// Runs `f` with this subscriber as the thread's default.
+        pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+            tracing::subscriber::with_default(self.clone(), f)
+        }
+        pub(crate) fn events(&self) -> Vec<(Level, String)> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    struct EventName(String);
+
+    impl Visit for EventName {
+        fn record_str(&mut self, f: &Field, v: &str) {
+            if f.name() == "event" {
+                self.0 = v.to_owned();
+            }
+        }
+        fn record_debug(&mut self, f: &Field, v: &dyn Debug) {
+            if f.name() == "event" {
+                self.0 = format!("{v:?}");
+            }
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, e: &Event<'_>) {
+            let mut name = EventName(String::new());
+            e.record(&mut name);
+            self.0.lock().unwrap().push((*e.metadata().level(), name.0));
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::rate::{fingerprint, policy_name},
+        BoxFuture, MemoryRateLimiter, PartitionKey, Rate,
+    };
+    use capture::Capture;
+    use tracing::Level;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn spent(settings: &RateSettings) -> RateQuery<'static> {
+        let q = RateQuery {
+            bucket: "logged",
+            key: PartitionKey::User("u"),
+            rate: Rate::new(1, 60),
+            ip: None,
+        };
+        assert!(block_on(settings.enforce(&q, "default", "r")).is_ok());
+        q
+    }
+
+    #[test]
+    fn dry_run_admits_and_logs_a_warning() {
+        let mut s = RateSettings::new(Arc::new(MemoryRateLimiter::new()));
+        s.dry_run = true;
+        let q = spent(&s);
+        let log = Capture::default();
+        let e = log.run(|| block_on(s.enforce(&q, "default", "r"))).unwrap();
+        assert!(!e.counted);
+        assert_eq!(e.status.map(|st| st.remaining), Some(0));
+        assert_eq!(
+            log.events(),
+            [(Level::WARN, "rate_limit_dry_run".to_owned())]
+        );
+    }
+
+    #[test]
+    fn enforcing_refuses_and_logs_at_info() {
+        let s = RateSettings::new(Arc::new(MemoryRateLimiter::new()));
+        let q = spent(&s);
+        let log = Capture::default();
+        let e = log
+            .run(|| block_on(s.enforce(&q, "default", "r")))
+            .unwrap_err();
+        assert_eq!(e.status(), 429);
+        assert_eq!(e.retry_after_secs(), Some(60));
+        let st = e.rate_status().expect("RateLimit fields");
+        assert_eq!(
+            (st.quota, st.window_secs, st.remaining, st.reset_secs),
+            (1, 60, 0, 60)
+        );
+        assert_eq!(log.events(), [(Level::INFO, "rate_limited".to_owned())]);
+    }
+
+    struct Down;
+    impl RateLimiter for Down {
+        fn check<'a>(
+            &'a self,
+            _: &'a RateQuery<'a>,
+        ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
+            Box::pin(async { Err(LimiterUnavailable) })
+        }
+        fn refund<'a>(
+            &'a self,
+            _: &'a RateQuery<'a>,
+        ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
+            Box::pin(async { Err(LimiterUnavailable) })
+        }
+    }
+
+    #[test]
+    fn unavailable_limiter_fails_closed_with_503_and_an_error_log() {
+        let s = RateSettings::new(Arc::new(Down));
+        let q = RateQuery {
+            bucket: "b",
+            key: PartitionKey::Ip(None),
+            rate: Rate::new(1, 1),
+            ip: None,
+        };
+        let log = Capture::default();
+        let e = log.run(|| block_on(s.enforce(&q, "default", "r")));
+        assert_eq!(e.unwrap_err().status(), 503);
+        assert_eq!(
+            log.events(),
+            [(Level::ERROR, "limiter_unavailable".to_owned())]
+        );
+        // Dry-run admits even then, still logging the error.
+        let mut s = RateSettings::new(Arc::new(Down));
+        s.dry_run = true;
+        let log = Capture::default();
+        assert!(log.run(|| block_on(s.enforce(&q, "default", "r"))).is_ok());
+        assert_eq!(
+            log.events(),
+            [(Level::ERROR, "limiter_unavailable".to_owned())]
+        );
+    }
+
+    #[test]
+    fn policy_names_that_need_escaping_become_default() {
+        assert_eq!(policy_name("login"), "login");
+        assert_eq!(policy_name("app::handler"), "app::handler");
+        assert_eq!(policy_name("a\"b"), "default");
+        assert_eq!(policy_name(""), "default");
+        assert_eq!(policy_name("naïve"), "default");
+    }
+
+    #[test]
+    fn partition_encoding_is_unambiguous() {
+        let enc = |k: PartitionKey<'_>| {
+            let mut v = Vec::new();
+            k.encode(&mut v);
+            v
+        };
+        assert_ne!(enc(PartitionKey::User("a")), enc(PartitionKey::ApiKey("a")));
+        assert_ne!(
+            enc(PartitionKey::User("ab")),
+            enc(PartitionKey::Custom("ab"))
+        );
+        assert_ne!(
+            enc(PartitionKey::IpUser(None, "x")),
+            enc(PartitionKey::IpUser(Some("0.0.0.0".parse().unwrap()), "x"))
+        );
+    }
+
+    #[test]
+    fn fingerprints_separate_buckets_and_keys_short_and_long() {
+        let st = std::hash::RandomState::new();
+        let long = "x".repeat(500);
+        let long2 = format!("{}y", "x".repeat(499));
+        let f = |b: &str, k: PartitionKey<'_>| fingerprint(&st, b, &k);
+        assert_eq!(
+            f("b", PartitionKey::User(&long)),
+            f("b", PartitionKey::User(&long.clone()))
+        );
+        assert_ne!(
+            f("b", PartitionKey::User(&long)),
+            f("b", PartitionKey::User(&long2))
+        );
+        assert_ne!(
+            f("b", PartitionKey::User("u")),
+            f("c", PartitionKey::User("u"))
+        );
+        // The bucket/key boundary is unambiguous.
+        assert_ne!(
+            f("ab", PartitionKey::Custom("c")),
+            f("a", PartitionKey::Custom("bc"))
+        );
+        assert_ne!(
+            f("b", PartitionKey::User("u")),
+            f("b", PartitionKey::ApiKey("u"))
+        );
+    }
+
+    #[test]
+    fn allow_keys_match_subject_api_key_and_custom_values() {
+        let mut s = RateSettings::new(Arc::new(MemoryRateLimiter::new()));
+        s.allow_keys.insert("svc-monitor".into());
+        s.allow_ips.push("192.0.2.0/24".parse().unwrap());
+        let q = |key, ip: Option<&str>| RateQuery {
+            bucket: "b",
+            key,
+            rate: Rate::new(1, 60),
+            ip: ip.map(|i| i.parse().unwrap()),
+        };
+        assert!(s.exempt(&q(PartitionKey::User("svc-monitor"), None)));
+        assert!(s.exempt(&q(PartitionKey::Custom("svc-monitor"), None)));
+        assert!(!s.exempt(&q(PartitionKey::User("alice"), Some("198.51.100.1"))));
+        assert!(s.exempt(&q(PartitionKey::User("alice"), Some("192.0.2.77"))));
+        assert!(s.exempt(&q(PartitionKey::Ip(None), Some("::ffff:192.0.2.1"))));
+    }
+}

@@ -1,0 +1,92 @@
+//! Extractors: the generated per-handler guard and [`Principal`].
+
+use std::{
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use poem::{FromRequest, Request, RequestBody, Result};
+
+use crate::{web::security, web::security::GuardStep, Principal, Requirement};
+
+/// The guard `#[secure]`/`#[public]` inject as the first parameter of a
+/// generic poem handler (other handlers call [`guard_check`] from the
+/// endpoint they generate): it runs the handler's policy before any other
+/// extractor, so no body is read for a refused caller.
+pub struct Guard<R>(PhantomData<fn() -> R>);
+
+impl<'a, R: Requirement> FromRequest<'a> for Guard<R> {
+    fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+    ) -> impl Future<Output = Result<Self>> + Send {
+        GuardFuture::new(req, R::POLICY)
+    }
+}
+
+/// What a guard extractor yields once its policy admits the request.
+pub(crate) trait Admitted {
+    const ADMITTED: Self;
+}
+
+impl<R> Admitted for Guard<R> {
+    const ADMITTED: Self = Guard(PhantomData);
+}
+
+/// The future of a guard extractor: [`GuardCheck`], yielding the extractor.
+/// A written-out future rather than an `async fn`: it is instantiated once per
+/// handler that uses it, and all it adds there is one call to the shared
+/// poll.
+pub(crate) struct GuardFuture<'a, T> {
+    check: GuardCheck<'a>,
+    _out: PhantomData<fn() -> T>,
+}
+
+impl<'a, T> GuardFuture<'a, T> {
+    pub(crate) fn new(req: &'a Request, policy: &'static crate::Policy) -> Self {
+        GuardFuture {
+            check: guard_check(req, policy),
+            _out: PhantomData,
+        }
+    }
+}
+
+impl<T: Admitted> Future for GuardFuture<'_, T> {
+    type Output = Result<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.get_mut().check)
+            .poll(cx)
+            .map(|r| r.map(|()| T::ADMITTED))
+    }
+}
+
+/// The verified caller, as checked by the handler's guard. Without a guard (a
+/// handler that is neither `#[secure]` nor `#[public]`) it is a 401: it never
+/// invents a caller. `Option<Principal>` on a `#[public]` handler is `None`
+/// when no credential was presented.
+impl<'a> FromRequest<'a> for Principal {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> Result<Self> {
+        Ok(security::verified_principal(req)?)
+    }
+}
+
+/// The guard of a handler whose endpoint `#[secure]`/`#[public]` generate:
+/// one future type for every handler, so a handler adds only one call.
+/// Generated code only.
+#[doc(hidden)]
+pub struct GuardCheck<'a>(GuardStep<'a>);
+
+impl Future for GuardCheck<'_> {
+    type Output = Result<()>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll_step(cx)
+    }
+}
+
+/// Runs `policy` for `req` (see [`GuardCheck`]). Generated code only.
+#[doc(hidden)]
+pub fn guard_check<'a>(req: &'a Request, policy: &'static crate::Policy) -> GuardCheck<'a> {
+    GuardCheck(security::guard(req, policy))
+}

@@ -1,0 +1,12 @@
+//! Layer 5, the poem and poem-openapi glue: the [`Security`](crate::Security)
+//! middleware and its builder, the guards, the checked routers, the OpenAPI
+//! documentation, client IPs behind proxies, and the HTTP form of refusals.
+
+pub(crate) mod client_ip;
+pub(crate) mod failure;
+pub(crate) mod guard;
+pub mod openapi;
+pub(crate) mod response;
+pub mod route;
+pub(crate) mod security;
+pub(crate) mod types;
