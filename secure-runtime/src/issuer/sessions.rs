@@ -561,6 +561,14 @@ if (tonumber(f[4]) or 0) <= tonumber(ARGV[2]) then return false end
 return f[3]
 ";
 
+    /// 1 when the access token's `jti` (KEYS[1]) is denied or its family
+    /// (KEYS[2]) revoked, else 0. One server only: the keys are in two slots.
+    const CHECK: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if redis.call('HGET', KEYS[2], 'revoked') == '1' then return 1 end
+return 0
+";
+
     /// Marks an existing family revoked (no stray key without a TTL), kept
     /// at least ARGV[1] seconds so that its access tokens stay refused.
     const REVOKE: &str = r"
@@ -607,6 +615,7 @@ return 1
         rotate: Script,
         peek: Script,
         revoke: Script,
+        check: Script,
     }
 
     impl RedisSessionStore {
@@ -639,6 +648,7 @@ return 1
                 rotate: Script::new(ROTATE),
                 peek: Script::new(PEEK),
                 revoke: Script::new(REVOKE),
+                check: Script::new(CHECK),
             })
         }
 
@@ -829,24 +839,23 @@ return 1
                 let mut jti_conn = self.conn.clone();
                 let mut fam_conn = self.conn.clone();
                 let (jti_key, fam_key) = (self.jti_key(jti), self.family_key(sid));
+                // One server: one script reads both keys (one command).
+                // A cluster: the two keys live in two slots, which no
+                // script or pipeline may span; two commands sent at once,
+                // answered in one round trip's time.
+                if !self.conn.is_cluster() {
+                    let mut inv = self.check.key(jti_key);
+                    inv.key(fam_key);
+                    let revoked: i64 = self.run(inv.invoke_async(&mut jti_conn)).await?;
+                    return Ok(revoked == 1);
+                }
                 let denied = redis::cmd("EXISTS").arg(&jti_key).clone();
                 let family = redis::cmd("HGET").arg(&fam_key).arg("revoked").clone();
-                // Two keys in two slots: sent together, answered in one
-                // round trip's time (a pipeline on one server; two
-                // concurrent commands on a cluster, where a pipeline must
-                // stay within one slot).
-                let (denied, revoked): (bool, Option<String>) = if self.conn.is_cluster() {
-                    let (a, b) = tokio::join!(
-                        self.run(denied.query_async::<bool>(&mut jti_conn)),
-                        self.run(family.query_async::<Option<String>>(&mut fam_conn)),
-                    );
-                    (a?, b?)
-                } else {
-                    let mut pipe = redis::pipe();
-                    pipe.add_command(denied).add_command(family);
-                    self.run(pipe.query_async(&mut jti_conn)).await?
-                };
-                Ok(denied || revoked.as_deref() == Some("1"))
+                let (denied, revoked) = tokio::join!(
+                    self.run(denied.query_async::<bool>(&mut jti_conn)),
+                    self.run(family.query_async::<Option<String>>(&mut fam_conn)),
+                );
+                Ok(denied? || revoked?.as_deref() == Some("1"))
             })
         }
     }
