@@ -774,7 +774,14 @@ async fn presenting_a_rotated_refresh_token_revokes_the_whole_family() {
         (status, err.as_str()),
         (StatusCode::BAD_REQUEST, "invalid_grant")
     );
+    // So is every access token of the family, at once.
+    for t in [&t1, &t2] {
+        get_me(&cli, t)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
     // Another session of the same user is untouched.
+    get_me(&cli, &other).await.assert_status_is_ok();
     tokens(refresh(&cli, rt(&other), None).await).await;
 }
 
@@ -1158,6 +1165,11 @@ async fn logout_revokes_the_access_token_and_the_refresh_family_at_once() {
         (status, err.as_str()),
         (StatusCode::BAD_REQUEST, "invalid_grant")
     );
+    // Every access token of the session ends with it (its `sid`), the one
+    // issued before the refresh too.
+    get_me(&cli, &t1)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     // A second logout with the revoked token is refused as well.
     cli.post("/auth/logout")
         .header(header::AUTHORIZATION, bearer(&t2))

@@ -704,6 +704,9 @@ struct VerifiedClaims {
     jti: Option<String>,
     #[serde(default)]
     exp: Option<Value>,
+    /// The session (refresh family), for session-wide revocation.
+    #[serde(default)]
+    sid: Option<Value>,
 }
 
 fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principal, TokenError> {
@@ -726,6 +729,10 @@ fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principa
         .roles(claims.roles.0)
         .permissions(claims.permissions.0)
         .token(claims.jti, exp)
+        .session(match claims.sid {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        })
         .jwt_payload(payload)
         .build())
 }

@@ -1029,9 +1029,10 @@ pub(crate) fn verified_principal(req: &Request) -> Result<Principal, AuthRejecti
         .ok_or_else(|| AuthRejection::missing(AuthKinds::BEARER))
 }
 
-/// The session (`sid`, the refresh family) a token belongs to, if any.
+/// The session (`sid`, the refresh family) a token belongs to, if any: read
+/// at verification, so the claims themselves stay parsed only on demand.
 fn session_of(p: &Principal) -> Option<&str> {
-    p.claims().get("sid").and_then(|v| v.as_str())
+    p.session_id()
 }
 
 #[cfg(test)]
