@@ -7,8 +7,9 @@
 //! and operations per second with 8 callers.
 //! Starts its own Redis deployments on random loopback ports.
 //!
-//!   cargo bench --bench redis_paths
+//!   cargo bench -p poem-secure-benches --bench redis_paths
 
+mod common;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -17,15 +18,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::ANY_BEARER;
 use poem::Request;
 use poem_secure::{
-    testing::token, AuthKinds, JwtConfig, MemorySessionStore, PartitionKey, Policy, Rate,
-    RateLimiter, RateQuery, RedisRateLimiter, RedisSessionStore, RedisTarget, Rotation, Security,
-    Session, SessionStore,
+    testing::token, JwtConfig, MemorySessionStore, PartitionKey, Rate, RateLimiter, RateQuery,
+    RedisRateLimiter, RedisSessionStore, RedisTarget, Rotation, Security, Session, SessionStore,
 };
 use redis_server::{RedisCluster, RedisServer};
-
-static POLICY: Policy = Policy::secured("bench::any").with_auth(AuthKinds::BEARER);
 
 const WINDOW: Duration = Duration::from_secs(3);
 
@@ -74,12 +73,12 @@ async fn guard_latency(store: Arc<dyn SessionStore>) -> Duration {
         .header("authorization", format!("Bearer {jwt}"))
         .finish();
     for _ in 0..1000 {
-        security.authorize(&POLICY, &req).await.unwrap();
+        security.authorize(&ANY_BEARER, &req).await.unwrap();
     }
     let n = 20_000u32;
     let start = Instant::now();
     for _ in 0..n {
-        security.authorize(&POLICY, &req).await.unwrap();
+        security.authorize(&ANY_BEARER, &req).await.unwrap();
     }
     start.elapsed() / n
 }
@@ -136,7 +135,7 @@ async fn run_op(s: &Subject, op: Op, i: usize, n: u64) {
                 rate: Rate::new(1_000_000, 1),
                 ip: None,
             };
-            assert!(s.limiter.check(&q).await.unwrap().allowed);
+            assert!(s.limiter.check(q).await.unwrap().allowed);
         }
         Op::RevocationCheck => {
             let sid = format!("fam-{i}");

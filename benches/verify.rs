@@ -3,17 +3,16 @@
 //! check) beside a raw `jsonwebtoken::decode` of the same token into the
 //! claims a hand-written extractor would read. Goal: guard <= raw + 10%.
 //!
-//!   cargo bench --bench verify            (full sampling)
-//!   cargo bench --bench verify -- --quick
+//!   cargo bench -p poem-secure-benches --bench verify            (full sampling)
+//!   cargo bench -p poem-secure-benches --bench verify -- --quick
 
+mod common;
+
+use common::{ready, ITEMS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use poem::Request;
-use poem_secure::{testing::token, AuthKinds, JwtConfig, Policy, Security};
-
-static POLICY: Policy = Policy::secured("bench::items")
-    .with_auth(AuthKinds::BEARER)
-    .with_scopes(&["items"]);
+use poem_secure::{testing::token, JwtConfig, Security};
 
 #[derive(serde::Deserialize)]
 #[allow(dead_code)]
@@ -33,8 +32,9 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let pem =
-        |f: &str| std::fs::read(format!("{}/tests/keys/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let pem = |f: &str| {
+        std::fs::read(format!("{}/../tests/keys/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
     let pair = |alg, private: &str, public: &str| {
         JwtConfig::key_pair_pem(alg, &pem(private), &pem(public))
             .unwrap()
@@ -91,17 +91,6 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Polls a future once, as the server's task does when the guard needs no
-/// I/O: no runtime is entered, so the runtime's own cost (which a
-/// `block_on` per iteration would add to one side only) stays out.
-fn ready<F: std::future::Future>(f: F) -> F::Output {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match std::future::Future::poll(std::pin::pin!(f), &mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("the guard waited for I/O"),
-    }
-}
-
 fn bench(c: &mut Criterion) {
     for case in cases() {
         let jwt = token(&case.security, "alice")
@@ -125,7 +114,7 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function("poem-secure guard", |b| {
             b.iter(|| {
-                let p = ready(case.security.authorize(&POLICY, &req)).unwrap();
+                let p = ready(case.security.authorize(&ITEMS, &req)).unwrap();
                 assert!(p.is_some());
             })
         });

@@ -12,7 +12,7 @@ use std::{
     },
 };
 
-use poem::{listener::TcpListener, EndpointExt, Server};
+use poem::{listener::TcpListener, Server};
 use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi};
 use poem_secure::{
     deny_unprotected,
@@ -420,8 +420,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nest("/docs", route::public(api.swagger_ui()))
         .nest("/", api)
         .with(Hardening::new().cors(CorsPolicy::new().allow_origins(origins).build()?))
-        // Outermost, so that Hardening's log context sees the client IP
-        // resolved through trusted proxies.
+        // Either order works: the request log sees the client IP through
+        // the trusted proxies both ways.
         .with(security);
 
     println!("notes listening on http://{addr}");

@@ -24,7 +24,7 @@ use poem::{
     http::{header, StatusCode},
     listener::{Acceptor, Listener, TcpListener},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt, Request, Response, Server,
+    Endpoint, Request, Response, Server,
 };
 use poem_secure::{
     route::{get, Route},

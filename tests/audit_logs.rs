@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use poem::{http::StatusCode, test::TestClient, EndpointExt};
+use poem::{http::StatusCode, test::TestClient};
 use poem_secure::{
     openapi::service,
     route::{get, Route},
@@ -284,6 +284,14 @@ mod peer;
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_events_carry_the_forwarded_client_ip() {
+    for security_outside in [true, false] {
+        forwarded_client_ip_is_logged(security_outside).await;
+    }
+}
+
+/// `Security` and `Hardening` in either order: the request's events carry
+/// the client IP through the trusted proxy, never the proxy's.
+async fn forwarded_client_ip_is_logged(security_outside: bool) {
     let buffer = Buffer::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(buffer.clone())
@@ -300,12 +308,13 @@ async fn behind_a_trusted_proxy_events_carry_the_forwarded_client_ip() {
         .trusted_proxies(["10.0.0.0/8"])
         .build()
         .unwrap();
-    let app = peer::with_peer(
-        Route::new()
-            .at("/me", get(me))
-            .with(Hardening::new())
-            .with(security),
-    );
+    let routes = Route::new().at("/me", get(me));
+    let app: poem::endpoint::BoxEndpoint<'static, poem::Response> = if security_outside {
+        poem::EndpointExt::boxed(routes.with(Hardening::new()).with(security))
+    } else {
+        poem::EndpointExt::boxed(routes.with(security).with(Hardening::new()))
+    };
+    let app = peer::with_peer(app);
     TestClient::new(app)
         .get("/me")
         .header("x-test-peer", "10.1.2.3:5000")
@@ -314,6 +323,12 @@ async fn behind_a_trusted_proxy_events_carry_the_forwarded_client_ip() {
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
     let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("client_ip=203.0.113.77"), "{log}");
-    assert!(!log.contains("client_ip=10.1.2.3"), "{log}");
+    assert!(
+        log.contains("client_ip=203.0.113.77"),
+        "{security_outside}: {log}"
+    );
+    assert!(
+        !log.contains("client_ip=10.1.2.3"),
+        "{security_outside}: {log}"
+    );
 }

@@ -20,7 +20,7 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_secure::{
     route::{get, Route},

@@ -21,7 +21,7 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_secure::{
     openapi::service,

@@ -1,11 +1,9 @@
-//! The guard decides without I/O when every step can (static JWT keys, an
-//! in-memory limiter and revocation list, no custom check) and awaits a store
-//! only from the first step that needs one. These tests send the same
-//! requests down both paths — the in-memory stores, and the same stores
-//! wrapped so that they answer only asynchronously — and check that the
-//! answers are the same and that every step ran exactly once per request
-//! (a limiter counted twice would refuse early; a skipped revocation check
-//! would admit a revoked token).
+//! The decision polls each store's `Answer`: ready at once (in memory) or
+//! later (a network store). These tests send the same requests through the
+//! in-memory stores and through the same stores wrapped so that they answer
+//! only later, and check that the answers are the same and that every step
+//! ran exactly once per request (a limiter counted twice would refuse early;
+//! a skipped revocation check would admit a revoked token).
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -24,14 +22,14 @@ use poem_secure::{
     route::{get, Route},
     secure,
     testing::token,
-    BoxFuture, CredentialError, Denied, JwtConfig, LimiterUnavailable, MemoryRateLimiter,
+    Answer, CredentialError, Denied, JwtConfig, LimiterUnavailable, MemoryRateLimiter,
     MemorySessionStore, Principal, RateLimiter, RateOutcome, RateQuery, RevocationList,
     Revocations, Security, SessionStore,
 };
 
 const SECRET: &[u8; 32] = b"guard-paths-test-secret-32-bytes";
 
-/// A limiter that answers only through the boxed future (no `check_sync`),
+/// A limiter that answers only later,
 /// counting the checks it was asked for.
 struct AsyncLimiter {
     inner: MemoryRateLimiter,
@@ -41,35 +39,32 @@ struct AsyncLimiter {
 impl RateLimiter for AsyncLimiter {
     fn check<'a>(
         &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
+        query: RateQuery<'a>,
+    ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
         self.checks.fetch_add(1, Ordering::SeqCst);
         let inner = self.inner.check(query);
-        Box::pin(async move {
+        Answer::later(async move {
             // Really suspend once, as a network store would.
             tokio::task::yield_now().await;
             inner.await
         })
     }
-    fn refund<'a>(
-        &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
+    fn refund<'a>(&'a self, query: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
         self.inner.refund(query)
     }
 }
 
-/// A revocation list that answers only through the boxed future.
+/// A revocation list that answers only later.
 struct AsyncRevocations {
     inner: Revocations,
     lookups: Arc<AtomicUsize>,
 }
 
 impl RevocationList for AsyncRevocations {
-    fn is_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
+    fn is_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         let inner = self.inner.is_revoked(jti);
-        Box::pin(async move {
+        Answer::later(async move {
             tokio::task::yield_now().await;
             inner.await
         })

@@ -20,7 +20,7 @@ use poem_secure::{
     route::{get, post, Route},
     secure,
     testing::token,
-    ApiKeyVerifier, BasicVerifier, BoxFuture, CredentialError, CredentialKind, Denied, JwtConfig,
+    Answer, ApiKeyVerifier, BasicVerifier, CredentialError, CredentialKind, Denied, JwtConfig,
     Principal, Security,
 };
 use serde_json::Value;
@@ -36,8 +36,8 @@ const SECRET: &[u8; 32] = b"guard-poem-test-secret-32-bytes!";
 struct Keys;
 
 impl ApiKeyVerifier for Keys {
-    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Principal, CredentialError>> {
-        Box::pin(async move {
+    fn verify<'a>(&'a self, key: &'a str) -> Answer<'a, Result<Principal, CredentialError>> {
+        Answer::later(async move {
             match key {
                 "k1.secret" => Ok(Principal::builder(CredentialKind::ApiKey, "svc-1")
                     .scopes(["stats:read"])
@@ -62,8 +62,8 @@ impl BasicVerifier for Users {
         &'a self,
         username: &'a str,
         password: &'a str,
-    ) -> BoxFuture<'a, Result<Principal, CredentialError>> {
-        Box::pin(async move {
+    ) -> Answer<'a, Result<Principal, CredentialError>> {
+        Answer::later(async move {
             if username == "carol" && password == "s3cret:with:colons" {
                 Ok(Principal::builder(CredentialKind::Basic, "carol")
                     .roles(["ops"])

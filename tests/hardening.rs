@@ -8,7 +8,7 @@ use poem::{
     http::{Method, StatusCode},
     test::{TestClient, TestResponse},
     web::Json,
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_secure::{
     public,

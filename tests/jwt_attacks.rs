@@ -15,13 +15,13 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_secure::{
     route::{get, Route},
     secure,
     testing::token,
-    BoxFuture, CredentialError, JwtConfig, Principal, RevocationList, Security,
+    Answer, CredentialError, JwtConfig, Principal, RevocationList, Security,
 };
 use serde_json::{json, Value};
 
@@ -582,8 +582,8 @@ async fn bearer_token_followed_by_junk_is_refused() {
 struct Denylist;
 
 impl RevocationList for Denylist {
-    fn is_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
-        Box::pin(async move {
+    fn is_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>> {
+        Answer::later(async move {
             match jti {
                 "down" => Err(CredentialError::Unavailable),
                 j => Ok(j.starts_with("revoked-")),

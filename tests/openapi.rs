@@ -5,7 +5,7 @@
 use poem::{
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_openapi::{
     param::Path,
@@ -13,7 +13,7 @@ use poem_openapi::{
     ApiResponse, OpenApi,
 };
 use poem_secure::{
-    deny_unprotected, public, route::Route, secure, testing::token, ApiKeyVerifier, BoxFuture,
+    deny_unprotected, public, route::Route, secure, testing::token, Answer, ApiKeyVerifier,
     Catalogue, CredentialError, CredentialKind, JwtConfig, Principal, Security,
 };
 use serde_json::{json, Value};
@@ -479,8 +479,8 @@ async fn operation_with_two_scopes_requires_both_and_documents_one_and_requireme
 struct Keys;
 
 impl ApiKeyVerifier for Keys {
-    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Principal, CredentialError>> {
-        Box::pin(async move {
+    fn verify<'a>(&'a self, key: &'a str) -> Answer<'a, Result<Principal, CredentialError>> {
+        Answer::later(async move {
             match key {
                 "k1.secret" => Ok(Principal::builder(CredentialKind::ApiKey, "svc-1")
                     .scopes(["stats:read"])

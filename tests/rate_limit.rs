@@ -20,7 +20,7 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt, Request,
+    Endpoint, Request,
 };
 use poem_secure::{
     public,

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use poem::{handler, http::StatusCode, test::TestClient, Endpoint, EndpointExt};
+use poem::{handler, http::StatusCode, test::TestClient, Endpoint};
 use poem_secure::{
     public,
     route::{get, Route},
@@ -107,7 +107,7 @@ async fn two_instances_sharing_redis_admit_exactly_the_quota_under_concurrency()
         for i in 0..400 {
             let lim = instances[i % 2].clone();
             tasks.push(tokio::spawn(async move {
-                lim.check(&query("exact", "hot", r)).await
+                lim.check(query("exact", "hot", r)).await
             }));
         }
         let mut admitted = 0;
@@ -174,18 +174,18 @@ async fn retry_after_is_exact_with_a_shared_clock() {
         let q = query("retry", "alice", r);
         for i in 0..5 {
             let lim = if i % 2 == 0 { &one } else { &two };
-            let d = lim.check(&q).await.unwrap();
+            let d = lim.check(q).await.unwrap();
             assert!(d.allowed);
             assert_eq!(d.remaining, 4 - i);
         }
         clock.advance(Duration::from_millis(2_500));
-        let d = two.check(&q).await.unwrap();
+        let d = two.check(q).await.unwrap();
         assert_eq!(d.retry_after(), Some(Duration::from_millis(9_500)));
         assert_eq!(d.retry_after_secs(), Some(10));
         clock.advance(Duration::from_millis(9_500) - Duration::from_micros(1));
-        assert!(!one.check(&q).await.unwrap().allowed, "1 µs early");
+        assert!(!one.check(q).await.unwrap().allowed, "1 µs early");
         clock.advance(Duration::from_micros(1));
-        assert!(one.check(&q).await.unwrap().allowed, "on time");
+        assert!(one.check(q).await.unwrap().allowed, "on time");
     })
     .await;
 }
@@ -198,13 +198,13 @@ async fn with_server_time_waiting_retry_after_is_enough() {
         // One request every 200 ms, no burst.
         let r = rate(5, 1, Some(1));
         let q = query("server-time", "alice", r);
-        assert!(lim.check(&q).await.unwrap().allowed);
-        let d = lim.check(&q).await.unwrap();
+        assert!(lim.check(q).await.unwrap().allowed);
+        let d = lim.check(q).await.unwrap();
         let wait = d.retry_after().expect("refused");
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200));
         assert_eq!(d.retry_after_secs(), Some(1));
         tokio::time::sleep(wait).await;
-        assert!(lim.check(&q).await.unwrap().allowed);
+        assert!(lim.check(q).await.unwrap().allowed);
     })
     .await;
 }
@@ -233,7 +233,7 @@ async fn keys_are_namespaced_digests_that_expire_when_idle() {
             let lim = lim.clone();
             tasks.push(tokio::spawn(async move {
                 let user = format!("user-{i}");
-                lim.check(&query("spray", &user, r)).await.unwrap().allowed
+                lim.check(query("spray", &user, r)).await.unwrap().allowed
             }));
         }
         for t in tasks {
@@ -359,12 +359,12 @@ async fn redis_down_at_startup_fails_closed_and_recovers_when_it_comes_up() {
         let lim = limiter(&server);
         let q = query("startup", "alice", rate(1, 60, None));
         for _ in 0..3 {
-            assert_eq!(lim.check(&q).await, Err(LimiterUnavailable));
+            assert_eq!(lim.check(q).await, Err(LimiterUnavailable));
         }
         server.restart();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match lim.check(&q).await {
+            match lim.check(q).await {
                 Ok(d) => {
                     assert!(d.allowed);
                     break;
@@ -375,7 +375,7 @@ async fn redis_down_at_startup_fails_closed_and_recovers_when_it_comes_up() {
                 }
             }
         }
-        assert!(!lim.check(&q).await.unwrap().allowed);
+        assert!(!lim.check(q).await.unwrap().allowed);
     })
     .await;
 }

@@ -212,9 +212,9 @@ async fn the_stores_behave_the_same(d: &Deployment) {
         .unwrap();
     let q = query("b", "alice");
     for i in 0..3 {
-        assert!(lim.check(&q).await.unwrap().allowed, "check {i}");
+        assert!(lim.check(q).await.unwrap().allowed, "check {i}");
     }
-    assert!(!lim.check(&q).await.unwrap().allowed);
+    assert!(!lim.check(q).await.unwrap().allowed);
 
     // Two families, a jti, an API key and its revocation flag and index,
     // one rate-limit key: nothing else.
@@ -376,7 +376,7 @@ fn traffic(
                 ..query("traffic", family)
             };
             let started = Instant::now();
-            let rate = lim.check(&q).await;
+            let rate = lim.check(q).await;
             let peek = store.peek(family, "h").await;
             assert!(
                 started.elapsed() < Duration::from_secs(2),

@@ -20,14 +20,14 @@ use poem::{
     handler,
     http::{header, StatusCode},
     test::{TestClient, TestResponse},
-    Endpoint, EndpointExt,
+    Endpoint,
 };
 use poem_secure::{
     openapi::service,
     route::{get, Route},
     secure,
     tokens::{LoginKey, NoCatalogue, TokenService},
-    Authenticator, BoxFuture, CredentialError, JwtConfig, LoginLimits, MemorySessionStore,
+    Answer, Authenticator, BoxFuture, CredentialError, JwtConfig, LoginLimits, MemorySessionStore,
     MemoryUserStore, PasswordHasher, Principal, Rate, Security, Session, SessionStore, UserRecord,
     UserStore,
 };
@@ -982,10 +982,7 @@ impl SessionStore for RecordingSessions {
     ) -> BoxFuture<'a, Result<(), CredentialError>> {
         self.inner.revoke_access(jti, exp)
     }
-    fn is_access_revoked<'a>(
-        &'a self,
-        jti: &'a str,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
+    fn is_access_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>> {
         self.inner.is_access_revoked(jti)
     }
 }

@@ -65,10 +65,11 @@ pub use stores::redis_conn::{RedisConnection, RedisTarget};
 pub use web::client_ip::{ForwardedHeader, TrustedProxies};
 pub use web::failure::{FailureAttempt, FailureLimit, LoginAttempt, LoginLimits};
 pub use web::guard::{guard_check, Guard, GuardCheck};
+pub use web::middleware::SecurityEndpoint;
 pub use web::openapi;
 pub use web::response::problem;
 pub use web::route::{self, Protected};
-pub use web::security::{AccessToken, IssuedToken, Security, SecurityBuilder, SecurityEndpoint};
+pub use web::security::{AccessToken, IssuedToken, Security, SecurityBuilder};
 pub use web::types::StrictString;
 
 // Layer 6: the issuer.
@@ -92,4 +93,4 @@ pub use issuer::{
 };
 
 // Hardening.
-pub use hardening::{Cors, CorsPolicy, Hardening, HardeningEndpoint, RequestId};
+pub use hardening::{CorsPolicy, CorsRules, Hardening, HardeningEndpoint, RequestTraceId};

@@ -9,6 +9,7 @@ use std::{
 use ipnet::IpNet;
 
 use crate::model::{
+    answer::Answer,
     audit::AUDIT_TARGET,
     rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery, RateStatus},
     rejection::AuthRejection,
@@ -62,40 +63,36 @@ impl RateSettings {
         by_ip || by_key
     }
 
+    /// Asks the limiter about `q`; `None` when an allow-list exempts it
+    /// (nothing is counted).
+    pub(crate) fn begin<'a>(
+        &'a self,
+        q: RateQuery<'a>,
+    ) -> Option<Answer<'a, Result<RateOutcome, LimiterUnavailable>>> {
+        (!self.exempt(&q)).then(|| self.limiter.check(q))
+    }
+
     /// Applies allow-lists, the limiter and dry-run to one request: `Ok`
     /// admits, `Err` is the 429 (or the 503 of an unavailable limiter).
+    /// For callers outside the decision (failure limits, the token
+    /// endpoint).
     pub(crate) async fn enforce(
         &self,
         q: &RateQuery<'_>,
         policy: &'static str,
         route: &str,
     ) -> Result<Enforced, AuthRejection> {
-        if let Some(done) = self.enforce_now(q, policy, route) {
-            return done;
-        }
-        let result = self.limiter.check(q).await;
+        let Some(answer) = self.begin(*q) else {
+            return Ok(Enforced {
+                counted: false,
+                status: None,
+            });
+        };
+        let result = answer.await;
         self.decide(q, result, policy, route)
     }
 
-    /// [`enforce`](Self::enforce) without I/O; `None`, with nothing
-    /// recorded, when the limiter needs I/O.
-    pub(crate) fn enforce_now(
-        &self,
-        q: &RateQuery<'_>,
-        policy: &'static str,
-        route: &str,
-    ) -> Option<Result<Enforced, AuthRejection>> {
-        if self.exempt(q) {
-            return Some(Ok(Enforced {
-                counted: false,
-                status: None,
-            }));
-        }
-        let result = self.limiter.check_sync(q)?;
-        Some(self.decide(q, result, policy, route))
-    }
-
-    fn decide(
+    pub(crate) fn decide(
         &self,
         q: &RateQuery<'_>,
         result: Result<RateOutcome, LimiterUnavailable>,
@@ -143,82 +140,21 @@ impl RateSettings {
 
     /// Gives back one admission counted by `enforce`.
     pub(crate) async fn refund(&self, q: &RateQuery<'_>) {
-        if self.limiter.refund(q).await.is_err() {
+        if self.limiter.refund(*q).await.is_err() {
             tracing::error!(target: AUDIT_TARGET, event = "limiter_unavailable", bucket = q.bucket,
                 "could not refund a rate-limit reservation");
         }
     }
 }
 
-/// A `tracing` subscriber that records events, for tests that assert logs.
-#[cfg(test)]
-pub(crate) mod capture {
-    use std::{
-        fmt::Debug,
-        sync::{Arc, Mutex},
-    };
-
-    use tracing::{
-        field::{Field, Visit},
-        span, Event, Level, Metadata, Subscriber,
-    };
-
-    /// `(level, value of the "event" field)` of every event seen.
-    #[derive(Clone, Default)]
-    pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<(Level, String)>>>);
-
-    impl Capture {
-        /// Runs `f` with this subscriber as the thread's default.
-        pub(crate) fn run<T>(&self, f: impl FnOnce() -> T) -> T {
-            tracing::subscriber::with_default(self.clone(), f)
-        }
-        pub(crate) fn events(&self) -> Vec<(Level, String)> {
-            self.0.lock().unwrap().clone()
-        }
-    }
-
-    struct EventName(String);
-
-    impl Visit for EventName {
-        fn record_str(&mut self, f: &Field, v: &str) {
-            if f.name() == "event" {
-                self.0 = v.to_owned();
-            }
-        }
-        fn record_debug(&mut self, f: &Field, v: &dyn Debug) {
-            if f.name() == "event" {
-                self.0 = format!("{v:?}");
-            }
-        }
-    }
-
-    impl Subscriber for Capture {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
-            span::Id::from_u64(1)
-        }
-        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
-        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
-        fn event(&self, e: &Event<'_>) {
-            let mut name = EventName(String::new());
-            e.record(&mut name);
-            self.0.lock().unwrap().push((*e.metadata().level(), name.0));
-        }
-        fn enter(&self, _: &span::Id) {}
-        fn exit(&self, _: &span::Id) {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::audit::capture::Capture;
     use crate::{
         model::rate::{fingerprint, policy_name},
-        BoxFuture, MemoryRateLimiter, PartitionKey, Rate,
+        MemoryRateLimiter, PartitionKey, Rate,
     };
-    use capture::Capture;
     use tracing::Level;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -277,15 +213,12 @@ mod tests {
     impl RateLimiter for Down {
         fn check<'a>(
             &'a self,
-            _: &'a RateQuery<'a>,
-        ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
-            Box::pin(async { Err(LimiterUnavailable) })
+            _: RateQuery<'a>,
+        ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
+            Answer::later(async { Err(LimiterUnavailable) })
         }
-        fn refund<'a>(
-            &'a self,
-            _: &'a RateQuery<'a>,
-        ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
-            Box::pin(async { Err(LimiterUnavailable) })
+        fn refund<'a>(&'a self, _: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
+            Answer::later(async { Err(LimiterUnavailable) })
         }
     }
 

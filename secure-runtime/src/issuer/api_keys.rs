@@ -10,10 +10,11 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    model::answer::BoxFuture, model::audit::AUDIT_TARGET, model::principal::CredentialKind,
-    model::principal::Principal, model::secrets::hash_secret, model::secrets::hashes_equal,
-    model::secrets::random_secret, verify::credentials::ApiKeyVerifier,
-    verify::credentials::CredentialError, verify::jwt::now_secs,
+    model::answer::Answer, model::answer::BoxFuture, model::audit::AUDIT_TARGET,
+    model::principal::CredentialKind, model::principal::Principal, model::secrets::hash_secret,
+    model::secrets::hashes_equal, model::secrets::random_secret,
+    verify::credentials::ApiKeyVerifier, verify::credentials::CredentialError,
+    verify::jwt::now_secs,
 };
 
 /// An API key as stored: everything but the secret, of which only a hash is
@@ -191,11 +192,8 @@ impl ApiKeys {
 }
 
 impl ApiKeyVerifier for ApiKeys {
-    fn verify<'a>(
-        &'a self,
-        presented: &'a str,
-    ) -> BoxFuture<'a, Result<Principal, CredentialError>> {
-        Box::pin(async move {
+    fn verify<'a>(&'a self, presented: &'a str) -> Answer<'a, Result<Principal, CredentialError>> {
+        Answer::later(async move {
             let Some((id, secret)) = presented.split_once('.') else {
                 return Err(CredentialError::Invalid);
             };

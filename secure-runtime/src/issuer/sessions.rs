@@ -15,7 +15,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    model::answer::BoxFuture,
+    model::answer::{Answer, BoxFuture},
     verify::credentials::CredentialError,
     verify::credentials::RevocationList,
     verify::jwt::{now_secs, MAX_LEEWAY_SECS},
@@ -110,41 +110,20 @@ pub trait SessionStore: Send + Sync + 'static {
         exp: u64,
     ) -> BoxFuture<'a, Result<(), CredentialError>>;
 
-    /// Whether a `jti` is denied.
-    fn is_access_revoked<'a>(
-        &'a self,
-        jti: &'a str,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>>;
-
-    /// The same as [`is_access_revoked`](Self::is_access_revoked) for stores
-    /// that answer without I/O, so that the guard decides without a boxed
-    /// future; `None` (the default): use `is_access_revoked`.
-    fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
-        let _ = jti;
-        None
-    }
+    /// Whether a `jti` is denied: at once for an in-memory store
+    /// ([`Answer::Ready`]), so that the guard decides without a future.
+    fn is_access_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>>;
 
     /// Whether an access token is revoked: its `jti`, or its session `sid`
-    /// (a revoked family ends every access token issued in it). The default
-    /// checks only the `jti`.
+    /// (a revoked family ends every access token issued in it), at once for
+    /// an in-memory store. The default checks only the `jti`.
     fn is_token_revoked<'a>(
         &'a self,
         jti: &'a str,
         sid: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
+    ) -> Answer<'a, Result<bool, CredentialError>> {
         let _ = sid;
         self.is_access_revoked(jti)
-    }
-
-    /// [`is_token_revoked`](Self::is_token_revoked) without I/O, for stores
-    /// that can; `None` (the default): use `is_token_revoked`.
-    fn is_token_revoked_now(
-        &self,
-        jti: &str,
-        sid: Option<&str>,
-    ) -> Option<Result<bool, CredentialError>> {
-        let _ = sid;
-        self.is_access_revoked_now(jti)
     }
 }
 
@@ -193,25 +172,15 @@ impl Revocations {
 }
 
 impl RevocationList for Revocations {
-    fn is_revoked<'a>(&'a self, jti: &'a str) -> BoxFuture<'a, Result<bool, CredentialError>> {
+    fn is_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>> {
         self.0.is_access_revoked(jti)
-    }
-    fn is_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
-        self.0.is_access_revoked_now(jti)
     }
     fn is_token_revoked<'a>(
         &'a self,
         jti: &'a str,
         sid: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
+    ) -> Answer<'a, Result<bool, CredentialError>> {
         self.0.is_token_revoked(jti, sid)
-    }
-    fn is_token_revoked_now(
-        &self,
-        jti: &str,
-        sid: Option<&str>,
-    ) -> Option<Result<bool, CredentialError>> {
-        self.0.is_token_revoked_now(jti, sid)
     }
 }
 
@@ -316,7 +285,7 @@ impl MemState {
 /// assert_eq!(store.rotate("f1", "h1", "h3", 60).await.unwrap(), Rotation::Reused); // theft detected
 /// assert_eq!(store.rotate("f1", "h2", "h4", 60).await.unwrap(), Rotation::Invalid); // family revoked
 /// // Every access token of the session is now refused, without I/O.
-/// assert_eq!(store.is_token_revoked_now("any-jti", Some("f1")), Some(Ok(true)));
+/// assert!(matches!(store.is_token_revoked("any-jti", Some("f1")).now(), Ok(Ok(true))));
 /// # });
 /// ```
 pub struct MemorySessionStore(Mutex<MemState>);
@@ -479,33 +448,16 @@ impl SessionStore for MemorySessionStore {
         Box::pin(async { Ok(()) })
     }
 
-    fn is_access_revoked<'a>(
-        &'a self,
-        jti: &'a str,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
-        let revoked = self.revoked(jti, None);
-        Box::pin(async move { Ok(revoked) })
-    }
-
-    fn is_access_revoked_now(&self, jti: &str) -> Option<Result<bool, CredentialError>> {
-        Some(Ok(self.revoked(jti, None)))
+    fn is_access_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>> {
+        Answer::Ready(Ok(self.revoked(jti, None)))
     }
 
     fn is_token_revoked<'a>(
         &'a self,
         jti: &'a str,
         sid: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<bool, CredentialError>> {
-        let revoked = self.revoked(jti, sid);
-        Box::pin(async move { Ok(revoked) })
-    }
-
-    fn is_token_revoked_now(
-        &self,
-        jti: &str,
-        sid: Option<&str>,
-    ) -> Option<Result<bool, CredentialError>> {
-        Some(Ok(self.revoked(jti, sid)))
+    ) -> Answer<'a, Result<bool, CredentialError>> {
+        Answer::Ready(Ok(self.revoked(jti, sid)))
     }
 }
 
@@ -525,7 +477,7 @@ mod redis_store {
         stores::redis_conn::{check_prefix, RedisConnection, RedisTarget},
         verify::credentials::CredentialError,
         verify::jwt::{now_secs, MAX_LEEWAY_SECS},
-        BoxFuture, ConfigError,
+        Answer, BoxFuture, ConfigError,
     };
 
     /// Rotation in one atomic step on the family's one key (KEYS[1], a hash:
@@ -818,8 +770,8 @@ return 1
         fn is_access_revoked<'a>(
             &'a self,
             jti: &'a str,
-        ) -> BoxFuture<'a, Result<bool, CredentialError>> {
-            Box::pin(async move {
+        ) -> Answer<'a, Result<bool, CredentialError>> {
+            Answer::later(async move {
                 let mut conn = self.conn.clone();
                 let key = self.jti_key(jti);
                 self.run(redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut conn))
@@ -831,11 +783,11 @@ return 1
             &'a self,
             jti: &'a str,
             sid: Option<&'a str>,
-        ) -> BoxFuture<'a, Result<bool, CredentialError>> {
+        ) -> Answer<'a, Result<bool, CredentialError>> {
             let Some(sid) = sid else {
                 return self.is_access_revoked(jti);
             };
-            Box::pin(async move {
+            Answer::later(async move {
                 let mut jti_conn = self.conn.clone();
                 let mut fam_conn = self.conn.clone();
                 let (jti_key, fam_key) = (self.jti_key(jti), self.family_key(sid));
@@ -918,10 +870,19 @@ mod tests {
             store.revoke_family("f2").await.unwrap();
         });
         for sid in ["f1", "f2"] {
-            assert_eq!(store.is_token_revoked_now("j", Some(sid)), Some(Ok(true)));
+            assert!(matches!(
+                store.is_token_revoked("j", Some(sid)).now(),
+                Ok(Ok(true))
+            ));
         }
-        assert_eq!(store.is_token_revoked_now("j", Some("f3")), Some(Ok(false)));
-        assert_eq!(store.is_token_revoked_now("j", None), Some(Ok(false)));
+        assert!(matches!(
+            store.is_token_revoked("j", Some("f3")).now(),
+            Ok(Ok(false))
+        ));
+        assert!(matches!(
+            store.is_token_revoked("j", None).now(),
+            Ok(Ok(false))
+        ));
         // Remembered long enough for the access tokens issued in it.
         store.with(|s| {
             let f = &s.families["f2"];
@@ -934,7 +895,7 @@ mod tests {
         let store = MemorySessionStore::new();
         let exp = now_secs() - 5; // expired 5 s ago, still inside a 60 s leeway
         block(store.revoke_access("j", exp)).unwrap();
-        assert_eq!(store.is_access_revoked_now("j"), Some(Ok(true)));
+        assert!(matches!(store.is_access_revoked("j").now(), Ok(Ok(true))));
     }
 
     #[test]
@@ -983,6 +944,9 @@ mod tests {
                 Err(CredentialError::Unavailable)
             );
         });
-        assert_eq!(store.is_token_revoked_now("j", Some("new")), Some(Ok(true)));
+        assert!(matches!(
+            store.is_token_revoked("j", Some("new")).now(),
+            Ok(Ok(true))
+        ));
     }
 }

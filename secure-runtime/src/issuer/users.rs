@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     issuer::password::PasswordError, issuer::password::PasswordHasher,
-    issuer::password::MAX_PASSWORD_BYTES, model::answer::BoxFuture, model::audit::AUDIT_TARGET,
-    model::principal::CredentialKind, model::principal::Principal,
+    issuer::password::MAX_PASSWORD_BYTES, model::answer::Answer, model::answer::BoxFuture,
+    model::audit::AUDIT_TARGET, model::principal::CredentialKind, model::principal::Principal,
     verify::credentials::BasicVerifier, verify::credentials::CredentialError,
 };
 
@@ -290,8 +290,8 @@ impl BasicVerifier for Authenticator {
         &'a self,
         username: &'a str,
         password: &'a str,
-    ) -> BoxFuture<'a, Result<Principal, CredentialError>> {
-        Box::pin(async move {
+    ) -> Answer<'a, Result<Principal, CredentialError>> {
+        Answer::later(async move {
             match self.authenticate(username, password).await {
                 Ok(u) => Ok(user_principal(CredentialKind::Basic, &u)),
                 Err(LoginError::Invalid | LoginError::TooLong) => Err(CredentialError::Invalid),
@@ -308,7 +308,7 @@ impl<T: BasicVerifier> BasicVerifier for std::sync::Arc<T> {
         &'a self,
         username: &'a str,
         password: &'a str,
-    ) -> BoxFuture<'a, Result<Principal, CredentialError>> {
+    ) -> Answer<'a, Result<Principal, CredentialError>> {
         (**self).verify(username, password)
     }
 }

@@ -7,7 +7,7 @@ use std::{fmt, hash::Hasher, net::IpAddr, sync::Arc, time::Duration};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::model::{answer::BoxFuture, policy::Rate};
+use crate::model::{answer::Answer, policy::Rate};
 
 /// What a request is counted per, inside its bucket.
 ///
@@ -249,7 +249,7 @@ impl std::error::Error for LimiterUnavailable {}
 
 /// Counts requests per (bucket, key) and decides admission.
 ///
-/// Implemented by [`MemoryRateLimiter`] and, with the `redis` feature,
+/// Implemented by [`MemoryRateLimiter`](crate::MemoryRateLimiter) and, with the `redis` feature,
 /// `RedisRateLimiter`. A custom implementation must be exact under
 /// concurrency (check-and-record is one atomic step) and must never block:
 /// bound every I/O with a timeout and return [`LimiterUnavailable`] (or admit,
@@ -257,59 +257,42 @@ impl std::error::Error for LimiterUnavailable {}
 ///
 /// ```
 /// use std::time::Duration;
-/// use secure_runtime::{BoxFuture, LimiterUnavailable, RateOutcome, RateLimiter, RateQuery};
+/// use secure_runtime::{Answer, LimiterUnavailable, RateOutcome, RateLimiter, RateQuery};
 ///
 /// /// Admits everything (what a test might install).
 /// struct Unlimited;
 /// impl RateLimiter for Unlimited {
-///     fn check<'a>(&'a self, q: &'a RateQuery<'a>) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
-///         let d = RateOutcome { allowed: true, remaining: q.rate.burst(), reset_after: Duration::ZERO };
-///         Box::pin(async move { Ok(d) })
+///     fn check<'a>(&'a self, q: RateQuery<'a>) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
+///         Answer::Ready(Ok(RateOutcome { allowed: true, remaining: q.rate.burst(), reset_after: Duration::ZERO }))
 ///     }
-///     fn refund<'a>(&'a self, _q: &'a RateQuery<'a>) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
-///         Box::pin(async { Ok(()) })
+///     fn refund<'a>(&'a self, _q: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
+///         Answer::Ready(Ok(()))
 ///     }
 /// }
 /// ```
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Checks one request and, when it is admitted, records it.
+    /// Checks one request and, when it is admitted, records it: at once
+    /// ([`Answer::Ready`], an in-memory limiter) or after I/O.
     fn check<'a>(
         &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>>;
+        query: RateQuery<'a>,
+    ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>>;
 
     /// Gives back one admission recorded by [`check`](Self::check) for the
-    /// same query (a [`FailureLimit`] reservation that turned out to be a
-    /// success).
-    fn refund<'a>(
-        &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<(), LimiterUnavailable>>;
-
-    /// The same as [`check`](Self::check) for limiters that decide without
-    /// I/O, so that callers can skip boxing a future; `None` (the default):
-    /// use `check`.
-    fn check_sync(&self, query: &RateQuery<'_>) -> Option<Result<RateOutcome, LimiterUnavailable>> {
-        let _ = query;
-        None
-    }
+    /// same query (a [`FailureLimit`](crate::FailureLimit) reservation that
+    /// turned out to be a success).
+    fn refund<'a>(&'a self, query: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>>;
 }
 
 impl<T: RateLimiter + ?Sized> RateLimiter for Arc<T> {
     fn check<'a>(
         &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
+        query: RateQuery<'a>,
+    ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
         (**self).check(query)
     }
-    fn refund<'a>(
-        &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
+    fn refund<'a>(&'a self, query: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
         (**self).refund(query)
-    }
-    fn check_sync(&self, query: &RateQuery<'_>) -> Option<Result<RateOutcome, LimiterUnavailable>> {
-        (**self).check_sync(query)
     }
 }
 

@@ -15,8 +15,8 @@ use jsonwebtoken::{
 use serde_json::{Map, Value};
 
 use crate::{
-    model::answer::BoxFuture, model::principal::CredentialKind, model::principal::Principal,
-    ConfigError,
+    model::answer::Answer, model::answer::BoxFuture, model::principal::CredentialKind,
+    model::principal::Principal, ConfigError,
 };
 
 /// The largest clock-skew leeway accepted for `exp`/`nbf`.
@@ -462,6 +462,18 @@ impl JwtVerifier {
             .iter()
             .find(|(a, _)| *a == alg)
             .map(|(_, v)| v)
+    }
+
+    /// Verifies a token: with the static keys at once, or by asking the key
+    /// source for a `kid` only it knows.
+    pub(crate) fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Answer<'a, Result<Principal, VerifyError>> {
+        match self.verify_now(token) {
+            Some(done) => Answer::Ready(done),
+            None => Answer::later(self.verify_with_source(token)),
+        }
     }
 
     /// Verifies a token whose `kid` only the key source knows (the tokens

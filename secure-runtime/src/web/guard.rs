@@ -9,7 +9,10 @@ use std::{
 
 use poem::{FromRequest, Request, RequestBody, Result};
 
-use crate::{web::security, web::security::GuardStep, Principal, Requirement};
+use crate::{
+    web::middleware::{self, GuardStep},
+    Principal, Requirement,
+};
 
 /// The guard `#[secure]`/`#[public]` inject as the first parameter of a
 /// generic poem handler (other handlers call [`guard_check`] from the
@@ -68,7 +71,7 @@ impl<T: Admitted> Future for GuardFuture<'_, T> {
 /// when no credential was presented.
 impl<'a> FromRequest<'a> for Principal {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> Result<Self> {
-        Ok(security::verified_principal(req)?)
+        Ok(middleware::verified_principal(req)?)
     }
 }
 
@@ -88,5 +91,5 @@ impl Future for GuardCheck<'_> {
 /// Runs `policy` for `req` (see [`GuardCheck`]). Generated code only.
 #[doc(hidden)]
 pub fn guard_check<'a>(req: &'a Request, policy: &'static crate::Policy) -> GuardCheck<'a> {
-    GuardCheck(security::guard(req, policy))
+    GuardCheck(middleware::guard(req, policy))
 }

@@ -1,7 +1,7 @@
 //! Crate-wide enforcement on stable Rust: the [`Protected`] marker and routing
 //! functions that accept only protected endpoints.
 
-use poem::{Endpoint, IntoEndpoint, Request, Response, Result, RouteMethod};
+use poem::{Endpoint, IntoEndpoint, Middleware, Request, Response, Result, RouteMethod};
 use poem_openapi::OpenApiService;
 
 /// Implemented only by what `#[secure]`, `#[public]` and `#[deny_unprotected]`
@@ -63,6 +63,57 @@ impl Endpoint for Methods {
     type Output = Response;
     async fn call(&self, req: Request) -> Result<Response> {
         self.0.call(req).await
+    }
+}
+
+/// A protected endpoint wrapped by a middleware (`get(h).with(AddData::new(..))`):
+/// as protected as what it wraps, since every guard runs inside the handler,
+/// below any middleware.
+pub struct Wrapped<E>(E);
+
+impl<E> Protected for Wrapped<E> {}
+
+impl<E: Endpoint> Endpoint for Wrapped<E> {
+    type Output = E::Output;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        self.0.call(req).await
+    }
+}
+
+macro_rules! protected_with {
+    ($($ty:ty),+) => {$(
+        impl $ty {
+            /// Wraps this protected endpoint in a middleware; the result stays
+            /// protected (poem's `EndpointExt::with` would return a type the
+            /// checked router does not know).
+            ///
+            /// ```
+            /// use poem::{handler, middleware::AddData};
+            /// use poem_secure::{route::{get, Route}, secure};
+            ///
+            /// #[secure]
+            /// #[handler]
+            /// async fn items() -> &'static str { "items" }
+            ///
+            /// let app = Route::new().at("/items", get(items).with(AddData::new(7u32)));
+            /// # let _ = app;
+            /// ```
+            #[must_use]
+            pub fn with<M: Middleware<Self>>(self, middleware: M) -> Wrapped<M::Output> {
+                Wrapped(middleware.transform(self))
+            }
+        }
+    )+};
+}
+
+protected_with!(Methods, Route);
+
+impl<E: Endpoint> Wrapped<E> {
+    /// Wraps it once more; still protected.
+    #[must_use]
+    pub fn with<M: Middleware<Self>>(self, middleware: M) -> Wrapped<M::Output> {
+        Wrapped(middleware.transform(self))
     }
 }
 

@@ -16,7 +16,7 @@ use super::{
     Clock, ManualClock,
 };
 use crate::model::rate::{fingerprint, LimiterUnavailable, RateLimiter, RateOutcome, RateQuery};
-use crate::{model::answer::BoxFuture, Rate};
+use crate::{model::answer::Answer, Rate};
 
 const NANOS: u64 = 1_000_000_000;
 const MAX_SHARDS: usize = 64;
@@ -337,22 +337,14 @@ fn lock(shard: &Shard) -> MutexGuard<'_, Table> {
 impl RateLimiter for MemoryRateLimiter {
     fn check<'a>(
         &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
-        let d = self.check_now(query);
-        Box::pin(std::future::ready(Ok(d)))
+        query: RateQuery<'a>,
+    ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
+        Answer::Ready(Ok(self.check_now(&query)))
     }
 
-    fn refund<'a>(
-        &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
-        self.refund_now(query);
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn check_sync(&self, query: &RateQuery<'_>) -> Option<Result<RateOutcome, LimiterUnavailable>> {
-        Some(Ok(self.check_now(query)))
+    fn refund<'a>(&'a self, query: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
+        self.refund_now(&query);
+        Answer::Ready(Ok(()))
     }
 }
 

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::model::rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery};
 use crate::{
-    model::answer::BoxFuture,
+    model::answer::Answer,
     model::config::ConfigError,
     stores::redis_conn::{RedisConnection, RedisTarget},
 };
@@ -369,16 +369,13 @@ impl RedisRateLimiterBuilder {
 impl RateLimiter for RedisRateLimiter {
     fn check<'a>(
         &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<RateOutcome, LimiterUnavailable>> {
-        Box::pin(self.check_async(query))
+        query: RateQuery<'a>,
+    ) -> Answer<'a, Result<RateOutcome, LimiterUnavailable>> {
+        Answer::later(async move { self.check_async(&query).await })
     }
 
-    fn refund<'a>(
-        &'a self,
-        query: &'a RateQuery<'a>,
-    ) -> BoxFuture<'a, Result<(), LimiterUnavailable>> {
-        Box::pin(self.refund_async(query))
+    fn refund<'a>(&'a self, query: RateQuery<'a>) -> Answer<'a, Result<(), LimiterUnavailable>> {
+        Answer::later(async move { self.refund_async(&query).await })
     }
 }
 
@@ -432,7 +429,7 @@ mod tests {
             rate: Rate::new(1, 1),
             ip: None,
         };
-        let r = tokio::time::timeout(Duration::from_secs(5), lim.check(&q)).await;
+        let r = tokio::time::timeout(Duration::from_secs(5), lim.check(q)).await;
         assert_eq!(r, Ok(Err(LimiterUnavailable)));
     }
 
@@ -449,7 +446,7 @@ mod tests {
             rate: Rate::new(1, 1),
             ip: None,
         };
-        let log = crate::decision::rate::capture::Capture::default();
+        let log = crate::model::audit::capture::Capture::default();
         let r = log.run(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -458,9 +455,7 @@ mod tests {
                 .block_on(async {
                     let mut out = Vec::new();
                     for _ in 0..3 {
-                        out.push(
-                            tokio::time::timeout(Duration::from_secs(5), open.check(&q)).await,
-                        );
+                        out.push(tokio::time::timeout(Duration::from_secs(5), open.check(q)).await);
                     }
                     out
                 })

@@ -5,12 +5,12 @@
 //!   admitted and recorded), keyed by the client's `String` alone and by
 //!   `(bucket, String)` — the same work as poem-secure, which keeps every
 //!   declaration's bucket apart in one limiter.
-//! - `redis_check` (feature `redis`): checks/s with 1, 8 and 64 concurrent
+//! - `redis_check`: checks/s with 1, 8 and 64 concurrent
 //!   callers against a `redis-server` the bench starts on a random loopback
 //!   port.
 //!
 //! ```text
-//! cargo bench -p secure-runtime --features redis --bench rate -- --quick
+//! cargo bench -p poem-secure-benches --bench rate -- --quick
 //! ```
 
 use std::{
@@ -104,11 +104,9 @@ fn memory_check(c: &mut Criterion) {
     g.finish();
 }
 
-#[cfg(feature = "redis")]
-#[path = "../../tests/support/redis_server.rs"]
+#[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
-#[cfg(feature = "redis")]
 fn redis_check(c: &mut Criterion) {
     use std::{sync::Arc, time::Instant};
 
@@ -150,7 +148,7 @@ fn redis_check(c: &mut Criterion) {
                             tokio::spawn(async move {
                                 let user = format!("caller-{t}");
                                 for _ in 0..per {
-                                    let r = limiter.check(&query(&user)).await;
+                                    let r = limiter.check(query(&user)).await;
                                     assert!(matches!(r, Ok(d) if d.allowed));
                                 }
                             })
@@ -170,9 +168,6 @@ fn redis_check(c: &mut Criterion) {
     g.finish();
     drop(server);
 }
-
-#[cfg(not(feature = "redis"))]
-fn redis_check(_: &mut Criterion) {}
 
 criterion_group!(benches, memory_check, redis_check);
 criterion_main!(benches);
