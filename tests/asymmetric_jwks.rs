@@ -1350,13 +1350,39 @@ async fn the_discovery_document_names_the_jwks() {
         "/.well-known/openid-configuration",
         Reply::json(json!({"issuer": issuer, "jwks_uri": idp.url("/jwks.json")}).to_string()),
     );
-    let client = JwksClient::from_discovery(&format!("{issuer}/"))
+    // The document must name exactly the issuer it was requested for
+    // (OpenID Connect Discovery 1.0 §4.3): a trailing slash is another one.
+    let err = JwksClient::from_discovery(&format!("{issuer}/"))
         .await
+        .expect_err("an issuer that is not the document's");
+    assert!(err.to_string().contains("names the issuer"), "{err}");
+    let client = JwksClient::from_discovery(&issuer).await.unwrap();
+    assert_eq!(idp.hits("/.well-known/openid-configuration"), 2);
+    // The discovered issuer is the verifier's: another one given by hand is
+    // a startup error, and none at all takes the discovered one.
+    let err = Security::builder()
+        .jwt(
+            JwtConfig::key_source(client.clone())
+                .issuer(ISS)
+                .audience(AUD),
+        )
+        .build()
+        .expect_err("a second, different issuer");
+    assert!(err.to_string().contains("must be identical"), "{err}");
+    let rs = Security::builder()
+        .jwt(JwtConfig::key_source(client).audience(AUD))
+        .build()
         .unwrap();
-    assert_eq!(idp.hits("/.well-known/openid-configuration"), 1);
-    let rs = resource_server(client);
-    assert_accepted(&rs, &issue(&signer)).await;
+    let token = sign(
+        Algorithm::RS256,
+        RSA_PRIVATE,
+        Some("k1"),
+        &with("iss", json!(issuer)),
+    );
+    assert_accepted(&rs, &token).await;
     assert_eq!(idp.hits("/jwks.json"), 1);
+    // A token of the issuer configured elsewhere in this file is refused.
+    assert_refused(&rs, &issue(&signer), "another issuer").await;
 
     // A discovery document without jwks_uri, or pointing at plain http
     // elsewhere, is a startup error; so is an unreachable or non-JSON one.
@@ -1384,5 +1410,88 @@ async fn the_discovery_document_names_the_jwks() {
     );
     assert!(JwksClient::from_discovery("http://idp.example.com")
         .await
+        .is_err());
+}
+
+/// The signers' JWKS with every key's `alg` removed (as some providers
+/// publish them).
+fn jwks_without_alg(signers: &[&Security]) -> Value {
+    let mut doc = jwks_of(signers);
+    for k in doc["keys"].as_array_mut().unwrap() {
+        k.as_object_mut().unwrap().remove("alg");
+    }
+    doc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_without_alg_are_bound_to_the_first_accepted_algorithm() {
+    let idp = Idp::start().await;
+    let rsa = rsa_k1();
+    let ec = idp_signer(Algorithm::ES256, EC_PRIVATE, EC_PUBLIC, "ec");
+    idp.serve_jwks(&jwks_without_alg(&[&rsa, &ec]));
+    let rs256 = sign(Algorithm::RS256, RSA_PRIVATE, Some("k1"), &claims());
+    let ps256 = sign(Algorithm::PS256, RSA_PRIVATE, Some("k1"), &claims());
+    let ps512 = sign(Algorithm::PS512, RSA_PRIVATE, Some("k1"), &claims());
+    let es256 = sign(Algorithm::ES256, EC_PRIVATE, Some("ec"), &claims());
+
+    // Default: an RSA key without alg is RS256, a P-256 key ES256.
+    let default = resource_server(JwksClient::new(idp.url("/jwks.json")).unwrap());
+    assert_accepted(&default, &rs256).await;
+    assert_accepted(&default, &es256).await;
+    assert_refused(&default, &ps256, "PS256 by default").await;
+
+    // A PS256 provider: the same key verifies PS256 and nothing else.
+    let ps = resource_server(
+        JwksClient::new(idp.url("/jwks.json"))
+            .unwrap()
+            .algorithms([Algorithm::PS256, Algorithm::ES256])
+            .unwrap(),
+    );
+    assert_accepted(&ps, &ps256).await;
+    assert_accepted(&ps, &es256).await;
+    assert_refused(&ps, &rs256, "RS256 under [PS256]").await;
+    assert_refused(&ps, &ps512, "PS512 under [PS256]").await;
+
+    // An algorithm no key type fits leaves those keys unusable.
+    let es384 = resource_server(
+        JwksClient::new(idp.url("/jwks.json"))
+            .unwrap()
+            .algorithms([Algorithm::ES384])
+            .unwrap(),
+    );
+    assert_refused(&es384, &es256, "P-256 key under [ES384]").await;
+    assert_refused(&es384, &rs256, "RSA key under [ES384]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_whose_alg_is_not_accepted_is_ignored() {
+    let idp = Idp::start().await;
+    let rsa = rsa_k1();
+    idp.serve_jwks(&rsa.jwks());
+    let rs = resource_server(
+        JwksClient::new(idp.url("/jwks.json"))
+            .unwrap()
+            .algorithms([Algorithm::PS256])
+            .unwrap(),
+    );
+    // The JWK says RS256, the client accepts only PS256: neither passes.
+    assert_refused(&rs, &issue(&rsa), "RS256 key").await;
+    assert_refused(
+        &rs,
+        &sign(Algorithm::PS256, RSA_PRIVATE, Some("k1"), &claims()),
+        "PS256 over an RS256 key",
+    )
+    .await;
+    // Symmetric algorithms are a configuration error.
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        let err = JwksClient::new(idp.url("/jwks.json"))
+            .unwrap()
+            .algorithms([Algorithm::RS256, alg])
+            .expect_err("HMAC accepted for a JWKS");
+        assert!(err.to_string().contains(&format!("{alg:?}")), "{err}");
+    }
+    assert!(JwksClient::new(idp.url("/jwks.json"))
+        .unwrap()
+        .algorithms([])
         .is_err());
 }

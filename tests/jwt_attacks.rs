@@ -21,7 +21,7 @@ use poem_secure::{
     route::{get, Route},
     secure,
     testing::token,
-    Answer, CredentialError, JwtConfig, Principal, RevocationList, Security,
+    Answer, ClaimMapping, CredentialError, JwtConfig, Principal, RevocationList, Security,
 };
 use serde_json::{json, Value};
 
@@ -686,4 +686,131 @@ async fn all_invalid_token_refusals_share_one_response_shape() {
         shapes.insert((status, headers, body));
     }
     assert_eq!(shapes.len(), 1, "refusals differ: {shapes:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// Header `crit` (RFC 7515 §4.1.11) and `iat` (RFC 9068 §2.2)
+// ---------------------------------------------------------------------------
+
+fn sign_header(h: &Header, claims: &Value) -> String {
+    encode(h, claims, &EncodingKey::from_secret(SECRET)).unwrap()
+}
+
+#[tokio::test]
+async fn any_crit_header_is_refused() {
+    // No extension is understood, so every `crit` must be refused — even one
+    // naming a registered header, and an empty list (which §4.1.11 forbids).
+    for crit in [
+        vec!["http://example.com/must-understand".to_owned()],
+        vec!["exp".to_owned()],
+        vec!["b64".to_owned()],
+        vec![],
+    ] {
+        let mut h = header(Algorithm::HS256, Some("at+jwt"));
+        h.crit = Some(crit.clone());
+        assert_refused(&sign_header(&h, &claims())).await;
+    }
+    // A `crit` that is not a list of strings does not parse as a header.
+    let real = sign(&claims());
+    let (_, rest) = real.split_once('.').unwrap();
+    let h = json!({"alg": "HS256", "typ": "at+jwt", "crit": "exp"});
+    assert_refused(&format!("{}.{rest}", b64(&h))).await;
+}
+
+#[tokio::test]
+async fn missing_or_future_or_malformed_iat_is_refused() {
+    assert_refused(&sign(&without_claim("iat"))).await;
+    assert_refused(&sign(&with_claim("iat", json!(now() + 600)))).await;
+    assert_refused(&sign(&with_claim("iat", json!("yesterday")))).await;
+    assert_refused(&sign(&with_claim("iat", Value::Null))).await;
+    // Within the leeway (30 s) a clock ahead of ours is tolerated.
+    assert_accepted(&sign(&with_claim("iat", json!(now() + 20)))).await;
+    // An old iat is fine: exp decides.
+    assert_accepted(&sign(&with_claim("iat", json!(now() - 86_400)))).await;
+}
+
+#[tokio::test]
+async fn iat_can_be_made_optional_but_is_still_checked_when_present() {
+    let sec = Security::builder()
+        .jwt(
+            JwtConfig::hs256(SECRET)
+                .unwrap()
+                .issuer(ISS)
+                .audience(AUD)
+                .require_iat(false),
+        )
+        .build()
+        .unwrap();
+    let cli = TestClient::new(app(&sec));
+    let resp = cli
+        .get("/me")
+        .header(
+            "authorization",
+            format!("Bearer {}", sign(&without_claim("iat"))),
+        )
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    assert_refused_by(&cli, &sign(&with_claim("iat", json!(now() + 600)))).await;
+    assert_refused_by(&cli, &sign(&with_claim("iat", json!("x")))).await;
+}
+
+// ---------------------------------------------------------------------------
+// Claim mapping: nested claims, and the same refusals on the mapped path
+// ---------------------------------------------------------------------------
+
+fn mapped_client() -> TestClient<impl Endpoint> {
+    let sec = Security::builder()
+        .jwt(
+            JwtConfig::hs256(SECRET)
+                .unwrap()
+                .issuer(ISS)
+                .audience(AUD)
+                .claims(ClaimMapping::keycloak("attack-api")),
+        )
+        .build()
+        .unwrap();
+    TestClient::new(app(&sec))
+}
+
+#[tokio::test]
+async fn mapped_claims_are_read_from_nested_claims() {
+    let mut c = claims();
+    c["realm_access"] = json!({"roles": ["admin"]});
+    c["resource_access"] = json!({"attack-api": {"roles": "editor viewer"}});
+    let resp = mapped_client()
+        .get("/me")
+        .header("authorization", format!("Bearer {}", sign(&c)))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    // The top-level `roles` claim is not read by this mapping.
+    resp.assert_text("alice|notes:read|admin editor viewer|kept")
+        .await;
+}
+
+#[tokio::test]
+async fn the_mapped_path_refuses_what_the_standard_one_does() {
+    let cli = mapped_client();
+    let mut bad_roles = claims();
+    bad_roles["realm_access"] = json!({"roles": [1]});
+    let mut crit = header(Algorithm::HS256, Some("at+jwt"));
+    crit.crit = Some(vec!["x".into()]);
+    for t in [
+        sign(&bad_roles),
+        sign(&with_claim(
+            "realm_access",
+            json!({"roles": {"admin": true}}),
+        )),
+        sign(&with_claim("jti", json!(7))),
+        sign(&with_claim("sub", json!(""))),
+        sign(&without_claim("iat")),
+        sign(&with_claim("exp", json!(now() - 120))),
+        sign(&with_claim("aud", json!("other"))),
+        sign_with(Algorithm::HS256, Some("JWT"), SECRET, &claims()),
+        sign_with(Algorithm::HS512, Some("at+jwt"), SECRET, &claims()),
+        sign_header(&crit, &claims()),
+    ] {
+        assert_refused_by(&cli, &t).await;
+    }
 }

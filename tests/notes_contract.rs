@@ -813,6 +813,54 @@ fn admin_endpoints_require_role_admin() {
 }
 
 #[test]
+fn an_admin_token_narrowed_to_me_cannot_act_as_admin() {
+    let svc = Service::start();
+    let narrowed = svc.tokens("admin", Some("me")).access;
+    for (method, path) in [("GET", "/admin/users"), ("GET", "/admin/api-keys")] {
+        let r = svc.call(method, path, Some(&narrowed), None);
+        r.assert_problem(403);
+        let challenge = r.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.contains("insufficient_scope") && challenge.contains("admin"),
+            "{challenge}"
+        );
+    }
+    let r = svc.call(
+        "POST",
+        "/admin/api-keys",
+        Some(&narrowed),
+        Some(&json!({"name": "k", "scopes": ["stats:read"]})),
+    );
+    r.assert_problem(403);
+    // The same admin with the scope: admitted.
+    let full = svc.tokens("admin", None).access;
+    svc.call("GET", "/admin/users", Some(&full), None)
+        .expect(200);
+}
+
+#[test]
+fn refresh_grants_are_limited_to_ten_a_minute_per_client_ip() {
+    let svc = Service::start();
+    let bogus = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        // Alternate the two endpoints that carry the grant: one limit.
+        let r = if i % 2 == 0 {
+            svc.refresh(bogus)
+        } else {
+            svc.form(
+                "/auth/token",
+                &[],
+                &[("grant_type", "refresh_token"), ("refresh_token", bogus)],
+            )
+        };
+        statuses.push(r.status);
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 400), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+#[test]
 fn api_key_lifecycle_create_list_use_revoke() {
     let svc = Service::start();
     let admin = svc.tokens("admin", None).access;

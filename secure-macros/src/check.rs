@@ -2,36 +2,44 @@
 
 use crate::{
     errors::Errors,
+    keys::Key,
     model::{Decl, Kind, RateKey},
 };
 
 pub(crate) fn check(d: &Decl, errors: &mut Errors) {
-    if d.kind == Kind::Public {
-        for (key, span) in &d.given {
-            if !matches!(key.as_str(), "rate" | "rate_key" | "rate_group" | "crate") {
-                errors.at(
-                    *span,
-                    format!(
-                        "`#[public]` takes only `rate`, `rate_key` and `rate_group`: a public handler requires no credential, so `{key}` cannot apply; use `#[secure({key} = ...)]` to require one"
-                    ),
-                );
-            }
+    for given in &d.given {
+        let key = given.value;
+        if key.allowed(d.kind.place()) {
+            continue;
         }
-    }
-    if let (Some((_, span)), None) = (&d.rate_group, &d.rate) {
+        // Only `#[public]` restricts the keys that parse.
+        let name = key.name();
+        let fix = if key.is_group() {
+            format!("`#[secure({name}(...))]`")
+        } else {
+            format!("`#[secure({name} = ...)]`")
+        };
         errors.at(
-            *span,
+            given.span,
+            format!(
+                "`#[public]` takes only `rate`, `rate_key` and `rate_group`: a public handler requires no credential, so `{name}` cannot apply; use {fix} to require one"
+            ),
+        );
+    }
+    if let (Some(group), None) = (&d.rate_group, &d.rate) {
+        errors.at(
+            group.span,
             "`rate_group` without `rate` has no effect: add `rate = \"N/unit\"`, or remove it",
         );
     }
-    if let Some((key, span)) = &d.rate_key {
+    if let Some(key) = &d.rate_key {
         if d.rate.is_none() {
             errors.at(
-                *span,
+                key.span,
                 "`rate_key` without `rate` has no effect: add `rate = \"N/unit\"`, or remove it",
             );
         }
-        let needs_caller = match key {
+        let needs_caller = match key.value {
             RateKey::User => Some("user"),
             RateKey::ApiKey => Some("api_key"),
             RateKey::IpUser => Some("ip_user"),
@@ -39,15 +47,20 @@ pub(crate) fn check(d: &Decl, errors: &mut Errors) {
         };
         if let (Kind::Public, Some(name)) = (d.kind, needs_caller) {
             errors.at(
-                *span,
+                key.span,
                 format!("`rate_key = {name}` needs an authenticated caller, which a `#[public]` handler may not have: use `ip` or a custom fn"),
             );
         }
-        if matches!(key, RateKey::ApiKey) && d.kind == Kind::Secure && !d.auth.0.api_key {
+        if matches!(key.value, RateKey::ApiKey) && d.kind == Kind::Secure && !d.auth.api_key {
             errors.at(
-                *span,
+                key.span,
                 "`rate_key = api_key` needs `auth = api_key` or `auth = any(..., api_key)`",
             );
         }
     }
+}
+
+/// Whether the declaration names `key` at the top level.
+pub(crate) fn gives(d: &Decl, key: Key) -> bool {
+    d.given.iter().any(|g| g.value == key)
 }

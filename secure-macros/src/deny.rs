@@ -5,15 +5,15 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::{
-    ext::IdentExt, parse_quote, spanned::Spanned, Attribute, ImplItem, Item, ItemImpl, ItemMod,
-    Meta, Path, Type,
+    parse_quote, spanned::Spanned, Attribute, ImplItem, Item, ItemImpl, ItemMod, Meta, Path, Type,
 };
 
 use crate::{
-    args::{RawArg, RawArgs},
-    check::check,
+    args::{RawArg, RawArgs, RawValue},
+    check::{check, gives},
     errors::Errors,
     expand,
+    keys::{self, Key, Places},
     model::{Decl, Kind},
     secure::{is_attr, is_decl},
 };
@@ -33,16 +33,36 @@ fn parse_ctx(tokens: TokenStream, base: &Ctx, errors: &mut Errors) -> Ctx {
             return ctx;
         }
     };
-    for arg in crate::args::once(&raw, errors) {
-        let key = arg.key.unraw().to_string();
-        let value = match (&arg.value, key.as_str()) {
-            (Some(syn::Expr::Path(p)), "catalogue" | "crate") => p.path.clone(),
+    for arg in crate::args::once(&raw, |_| false, "", errors) {
+        let name = arg.name();
+        let key = match Key::lookup(&name) {
+            Some(k) if k.allowed(Places::DENY) => k,
+            Some(_) => {
+                errors.at(
+                    arg.key.span(),
+                    format!(
+                        "`{name}` belongs on each `#[secure(...)]`, not on `#[deny_unprotected]`, which takes only {}",
+                        keys::names_at(Places::DENY)
+                    ),
+                );
+                continue;
+            }
+            None => {
+                errors.at(
+                    arg.key.span(),
+                    keys::unknown(&name, Places::DENY, "`#[deny_unprotected]`"),
+                );
+                continue;
+            }
+        };
+        let value = match (&arg.value, key) {
+            (RawValue::Expr(syn::Expr::Path(p)), _) => p.path.clone(),
             (
-                Some(syn::Expr::Lit(syn::ExprLit {
+                RawValue::Expr(syn::Expr::Lit(syn::ExprLit {
                     lit: syn::Lit::Str(s),
                     ..
                 })),
-                "crate",
+                Key::Crate,
             ) => match s.parse() {
                 Ok(p) => p,
                 Err(e) => {
@@ -50,22 +70,12 @@ fn parse_ctx(tokens: TokenStream, base: &Ctx, errors: &mut Errors) -> Ctx {
                     continue;
                 }
             },
-            (_, "catalogue" | "crate") => {
-                errors.at(
-                    arg.span(),
-                    format!("expected a path: `{key} = path::to::item`"),
-                );
-                continue;
-            }
             _ => {
-                errors.at(
-                    arg.key.span(),
-                    format!("unknown key `{key}`: `#[deny_unprotected]` takes only `catalogue = PATH` and `crate = PATH`"),
-                );
+                errors.at(arg.span(), format!("expected a path: {}", key.example()));
                 continue;
             }
         };
-        if key == "catalogue" {
+        if key == Key::Catalogue {
             ctx.catalogue = Some(value);
         } else {
             ctx.krate = Some(value);
@@ -147,7 +157,16 @@ fn module(m: &mut ItemMod, ctx: &Ctx, errors: &mut Errors) {
                     }
                 }
             }
-            Item::Mod(inner) if inner.content.is_some() => {
+            Item::Mod(inner) if inner.content.is_none() => {
+                let name = &inner.ident;
+                errors.at(
+                    name.span(),
+                    format!(
+                        "file module `{name}` inside a `#[deny_unprotected]` module: a macro cannot read its file, so its handlers would go unchecked; write `mod {name} {{ ... }}` inline here, or declare `mod {name};` outside the checked module and put `#[deny_unprotected]` on an inline module inside its file"
+                    ),
+                );
+            }
+            Item::Mod(inner) => {
                 let mut sub = ctx.clone();
                 inner.attrs.retain(|a| {
                     if is_attr(a, "deny_unprotected") {
@@ -197,12 +216,12 @@ fn inject(attr: &mut Attribute, ctx: &Ctx) {
         Meta::Path(_) => Vec::new(),
         Meta::NameValue(_) => return,
     };
-    let has = |k: &str| existing.iter().any(|a: &RawArg| a.key.unraw() == k);
+    let has = |k: Key| existing.iter().any(|a: &RawArg| a.name() == k.name());
     let mut add = Vec::new();
-    if let (Some(c), false) = (&ctx.catalogue, has("catalogue")) {
+    if let (Some(c), false) = (&ctx.catalogue, has(Key::Catalogue)) {
         add.push(quote!(catalogue = #c));
     }
-    if let (Some(k), false) = (&ctx.krate, has("crate")) {
+    if let (Some(k), false) = (&ctx.krate, has(Key::Crate)) {
         add.push(quote!(crate = #k));
     }
     if add.is_empty() {
@@ -236,19 +255,29 @@ fn openapi_impl(imp: &mut ItemImpl, ctx: &Ctx, errors: &mut Errors) -> TokenStre
         return TokenStream::new();
     };
     let mut extra = TokenStream::new();
+    let mut used: Vec<String> = Vec::new();
     for item in &mut imp.items {
         let ImplItem::Fn(m) = item else { continue };
         if !m.attrs.iter().any(|a| is_attr(a, "oai")) {
             continue;
         }
-        // Each declaration is read here and replaced by an inert marker that
-        // expands to nothing, so the user's `use poem_secure::secure` stays used.
+        // Each declaration is read here and removed; the operation gets the
+        // hidden marker instead (below), and the declaration's path is kept
+        // used (`use poem_secure::secure` must not turn into a warning).
         let mut found: Vec<(Kind, Attribute)> = Vec::new();
-        for a in &mut m.attrs {
-            if let Some(k) = is_decl(a) {
+        m.attrs.retain(|a| match is_decl(a) {
+            Some(k) => {
                 found.push((k, a.clone()));
-                let path = a.path().clone();
-                *a = parse_quote!(#[#path(__secure_done)]);
+                false
+            }
+            None => true,
+        });
+        for (_, a) in &found {
+            let path = a.path();
+            let key = quote!(#path).to_string();
+            if !used.contains(&key) {
+                used.push(key);
+                extra.extend(quote!(#[allow(unused_imports)] use #path as _;));
             }
         }
         let Some((kind, attr)) = found.first().cloned() else {
@@ -290,11 +319,14 @@ fn openapi_impl(imp: &mut ItemImpl, ctx: &Ctx, errors: &mut Errors) -> TokenStre
         if decl.catalogue.is_none() && kind == Kind::Secure {
             decl.catalogue = ctx.catalogue.clone();
         }
-        if !decl.given.iter().any(|(k, _)| k == "crate") {
+        if !gives(&decl, Key::Crate) {
             decl.krate = krate.clone();
         }
         if local.is_empty() {
             extra.extend(expand::operation(&decl, m, &self_name));
+            let req = expand::operation_requirement(&self_name, &m.sig.ident);
+            let k = &decl.krate;
+            m.attrs.push(parse_quote!(#[#k::__private::checked(#req)]));
         } else {
             errors.append(local);
         }

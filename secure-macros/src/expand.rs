@@ -7,9 +7,9 @@ use syn::{
     parse_quote, FnArg, Generics, Ident, ImplItemFn, ItemFn, LitStr, ReturnType, Type, Visibility,
 };
 
-use crate::model::{Decl, Kind, RateKey, RoleMode};
+use crate::model::{Decl, Grant, Group, GroupMode, Kind, Name, RateKey, RoleMode, Roles};
 
-fn strs(names: &[crate::model::Name]) -> TokenStream {
+fn strs(names: &[Name]) -> TokenStream {
     let v = names.iter().map(|n| LitStr::new(&n.value, n.span));
     quote!(&[#(#v),*])
 }
@@ -21,13 +21,13 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
     let public = d.kind == Kind::Public;
     let auth = {
         let mut parts = Vec::new();
-        if d.auth.0.bearer {
+        if d.auth.bearer {
             parts.push(quote!(#p::AuthKinds::BEARER));
         }
-        if d.auth.0.api_key {
+        if d.auth.api_key {
             parts.push(quote!(#p::AuthKinds::API_KEY));
         }
-        if d.auth.0.basic {
+        if d.auth.basic {
             parts.push(quote!(#p::AuthKinds::BASIC));
         }
         let first = parts.remove(0);
@@ -35,47 +35,39 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
     };
     let scopes = strs(&d.scopes);
     let permissions = strs(&d.permissions);
-    let roles = match (&d.roles.0, d.roles.1.is_empty()) {
-        (_, true) => quote!(#p::Roles::None),
-        (RoleMode::Any, false) => {
-            let r = strs(&d.roles.1);
-            quote!(#p::Roles::Any(#r))
-        }
-        (RoleMode::All, false) => {
-            let r = strs(&d.roles.1);
-            quote!(#p::Roles::All(#r))
-        }
-    };
     let mut calls = Vec::new();
     calls.push(quote!(.with_auth(#auth)));
     if !d.scopes.is_empty() {
         calls.push(quote!(.with_scopes(#scopes)));
     }
-    if !d.roles.1.is_empty() {
+    if let Some(r) = &d.roles {
+        let roles = roles(&p, r);
         calls.push(quote!(.with_roles(#roles)));
     }
     if !d.permissions.is_empty() {
         calls.push(quote!(.with_permissions(#permissions)));
     }
-    if let Some((r, _)) = &d.rate {
-        let (c, s) = (r.count, r.period_secs);
-        let burst = r.burst.map(|b| quote!(.with_burst(#b)));
+    if let Some(r) = &d.rate {
+        let (c, s) = (r.value.count, r.value.period_secs);
+        let burst = r.value.burst.map(|b| quote!(.with_burst(#b)));
         calls.push(quote!(.with_rate(#p::Rate::new(#c, #s) #burst)));
     }
-    let rate_key = match &d.rate_key {
-        None => None,
-        Some((RateKey::Ip, _)) => Some(quote!(#p::RateKey::Ip)),
-        Some((RateKey::User, _)) => Some(quote!(#p::RateKey::User)),
-        Some((RateKey::ApiKey, _)) => Some(quote!(#p::RateKey::ApiKey)),
-        Some((RateKey::IpUser, _)) => Some(quote!(#p::RateKey::IpUser)),
-        Some((RateKey::Custom(_), _)) => Some(quote!(#p::RateKey::Custom(#req::__RATE_KEY))),
-    };
+    let rate_key = d.rate_key.as_ref().map(|k| match &k.value {
+        RateKey::Ip => quote!(#p::RateKey::Ip),
+        RateKey::User => quote!(#p::RateKey::User),
+        RateKey::ApiKey => quote!(#p::RateKey::ApiKey),
+        RateKey::IpUser => quote!(#p::RateKey::IpUser),
+        RateKey::Custom(_) => quote!(#p::RateKey::Custom(#req::__RATE_KEY)),
+    });
     if let Some(k) = rate_key {
         calls.push(quote!(.with_rate_key(#k)));
     }
-    if let Some((g, span)) = &d.rate_group {
-        let g = LitStr::new(g, *span);
+    if let Some(g) = &d.rate_group {
+        let g = LitStr::new(&g.value, g.span);
         calls.push(quote!(.with_rate_group(#g)));
+    }
+    if !d.groups.is_empty() {
+        calls.push(quote!(.with_rule(&#req::__RULE)));
     }
     if d.check.is_some() {
         calls.push(quote!(.with_check(#req::__check as #p::CheckFn)));
@@ -103,56 +95,131 @@ fn catalogue_checks(d: &Decl) -> TokenStream {
         .map(|s| s.ident.to_string())
         .unwrap_or_default();
     let mut out = TokenStream::new();
-    let groups: [(&[crate::model::Name], &str, &str); 3] = [
-        (&d.scopes, "declares_scope", "scope"),
-        (&d.roles.1, "declares_role", "role"),
-        (&d.permissions, "declares_permission", "permission"),
-    ];
-    for (names, method, what) in groups {
-        let method = Ident::new(method, Span::call_site());
-        for n in names {
-            let value = &n.value;
-            let msg = format!(
-                "{what} `{value}` is not declared in the catalogue `{cat_name}`: fix the spelling or declare it there"
-            )
-            .replace('{', "{{")
-            .replace('}', "}}");
-            let lit = LitStr::new(value, n.span);
-            out.extend(quote_spanned! {n.span=>
-                const _: () = if !#cat.#method(#lit) { ::core::panic!(#msg) };
-            });
-        }
+    for (what, n) in d.all_names() {
+        let method = format_ident!("declares_{}", what);
+        let value = &n.value;
+        let msg = format!(
+            "{what} `{value}` is not declared in the catalogue `{cat_name}`: fix the spelling or declare it there"
+        )
+        .replace('{', "{{")
+        .replace('}', "}}");
+        let lit = LitStr::new(value, n.span);
+        out.extend(quote_spanned! {n.span=>
+            const _: () = if !#cat.#method(#lit) { ::core::panic!(#msg) };
+        });
     }
     out
 }
 
-/// The documented meaning of a 403 for this declaration.
-fn forbidden_doc(d: &Decl) -> String {
-    let list = |v: &[crate::model::Name]| {
-        v.iter()
-            .map(|n| format!("`{}`", n.value))
-            .collect::<Vec<_>>()
-            .join(", ")
+/// `Roles::Any(&[..])` / `Roles::All(&[..])`.
+fn roles(p: &TokenStream, r: &Roles) -> TokenStream {
+    let names = strs(&r.names);
+    match r.mode {
+        RoleMode::Any => quote!(#p::Roles::Any(#names)),
+        RoleMode::All => quote!(#p::Roles::All(#names)),
+    }
+}
+
+/// The runtime `Rule` of the top-level groups (ANDed when several).
+fn rule(p: &TokenStream, groups: &[Group]) -> TokenStream {
+    fn group(p: &TokenStream, g: &Group) -> TokenStream {
+        let members = g.members.iter().map(|m| match m {
+            Grant::Scopes(v) => {
+                let v = strs(v);
+                quote!(#p::Rule::Scopes(#v))
+            }
+            Grant::Roles(r) => {
+                let r = roles(p, r);
+                quote!(#p::Rule::Roles(#r))
+            }
+            Grant::Permissions(v) => {
+                let v = strs(v);
+                quote!(#p::Rule::Permissions(#v))
+            }
+            Grant::Group(g) => group(p, g),
+        });
+        match g.mode {
+            GroupMode::Any => quote!(#p::Rule::Any(&[#(#members),*])),
+            GroupMode::All => quote!(#p::Rule::All(&[#(#members),*])),
+        }
+    }
+    match groups {
+        [one] => group(p, one),
+        _ => {
+            let all = groups.iter().map(|g| group(p, g));
+            quote!(#p::Rule::All(&[#(#all),*]))
+        }
+    }
+}
+
+fn list(v: &[Name]) -> String {
+    v.iter()
+        .map(|n| format!("`{}`", n.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn roles_text(r: &Roles) -> String {
+    let mode = match r.mode {
+        RoleMode::Any if r.names.len() > 1 => "one of the roles",
+        RoleMode::Any => "the role",
+        RoleMode::All => "all of the roles",
     };
+    format!("{mode} {}", list(&r.names))
+}
+
+/// "the scope `a`" or "all of the scopes `a`, `b`".
+fn all_of(what: &str, v: &[Name]) -> String {
+    match v {
+        [one] => format!("the {what} `{}`", one.value),
+        _ => format!("all of the {what}s {}", list(v)),
+    }
+}
+
+/// A group in words; nested groups are parenthesised.
+fn group_text(g: &Group, nested: bool) -> String {
+    let parts: Vec<String> = g
+        .members
+        .iter()
+        .map(|m| match m {
+            Grant::Scopes(v) => all_of("scope", v),
+            Grant::Roles(r) => roles_text(r),
+            Grant::Permissions(v) => all_of("permission", v),
+            Grant::Group(g) => group_text(g, true),
+        })
+        .collect();
+    if let [one] = parts.as_slice() {
+        return one.clone();
+    }
+    let body = parts.join(match g.mode {
+        GroupMode::Any => " or ",
+        GroupMode::All => " and ",
+    });
+    match (nested, g.mode) {
+        (true, _) => format!("({body})"),
+        (false, GroupMode::Any) => format!("either {body}"),
+        (false, GroupMode::All) => body,
+    }
+}
+
+/// The documented meaning of a 403 for this declaration, composition included.
+pub(crate) fn forbidden_doc(d: &Decl) -> String {
     let mut parts = Vec::new();
     if !d.scopes.is_empty() {
         parts.push(format!("all of the scopes {}", list(&d.scopes)));
     }
-    if !d.roles.1.is_empty() {
-        let mode = match d.roles.0 {
-            RoleMode::Any if d.roles.1.len() > 1 => "one of the roles",
-            RoleMode::Any => "the role",
-            RoleMode::All => "all of the roles",
-        };
-        parts.push(format!("{mode} {}", list(&d.roles.1)));
+    if let Some(r) = &d.roles {
+        parts.push(roles_text(r));
     }
     if !d.permissions.is_empty() {
         parts.push(format!("all of the permissions {}", list(&d.permissions)));
     }
+    parts.extend(d.groups.iter().map(|g| group_text(g, false)));
+    let sep = if d.groups.is_empty() { "; " } else { "; and " };
     let mut doc = if parts.is_empty() {
         "Forbidden.".to_owned()
     } else {
-        format!("Forbidden unless the caller has {}.", parts.join("; "))
+        format!("Forbidden unless the caller has {}.", parts.join(sep))
     };
     if d.check.is_some() {
         doc.push_str(" An object-level check also applies.");
@@ -166,7 +233,11 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
     let p = quote!(#k::__private);
     let policy = policy(d, id, req);
     let mut inherent = TokenStream::new();
-    if let Some((RateKey::Custom(path), _)) = &d.rate_key {
+    if !d.groups.is_empty() {
+        let rule = rule(&p, &d.groups);
+        inherent.extend(quote!(const __RULE: #p::Rule = #rule;));
+    }
+    if let Some(RateKey::Custom(path)) = d.rate_key.as_ref().map(|k| &k.value) {
         inherent.extend(
             quote_spanned! {path.segments.last().map_or(Span::call_site(), |s| s.ident.span())=>
                 const __RATE_KEY: #p::RateKeyFn = #path;
@@ -280,13 +351,18 @@ pub(crate) fn handler(d: &Decl, mut f: ItemFn) -> TokenStream {
     }
 }
 
+/// The requirement type of an operation.
+pub(crate) fn operation_requirement(self_name: &Ident, name: &Ident) -> Ident {
+    format_ident!("__secure_{}_{}", self_name, name)
+}
+
 /// poem-openapi: rewrites one operation in place and returns the items that
 /// must stand beside the impl.
 pub(crate) fn operation(d: &Decl, m: &mut ImplItemFn, self_name: &Ident) -> TokenStream {
     let k = &d.krate;
     let p = quote!(#k::__private);
     let name = &m.sig.ident;
-    let req = format_ident!("__secure_{}_{}", self_name, name);
+    let req = operation_requirement(self_name, name);
     let id = {
         let n = format!("{self_name}::{name}");
         quote!(::core::concat!(::core::module_path!(), "::", #n))

@@ -15,7 +15,10 @@ mod check;
 mod deny;
 mod errors;
 mod expand;
+mod keys;
+mod marker;
 mod model;
+mod rate;
 mod secure;
 
 /// Protects a poem handler: the caller is verified, then its scopes, roles and
@@ -39,6 +42,25 @@ mod secure;
 /// | `check` | path to `async fn(&Principal, &Request) -> Result<(), Denied>` | runs after the built-in rules |
 /// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there |
 /// | `crate` | `"::poem_secure"` | path of the facade crate if renamed |
+/// | `any(...)` | `any(roles = "admin", permissions = "notes:delete-any")` | one member suffices |
+/// | `all(...)` | `all(roles = "editor", scopes = "notes:write")` | every member is required |
+///
+/// # Composition
+/// Top-level keys are ANDed. `any(...)` and `all(...)` group `scopes`,
+/// `roles`, `permissions` and further groups, and nest:
+/// `#[secure(scopes = "items:write", any(roles = "admin", permissions = "notes:delete-any"))]`
+/// admits a caller with the scope and either the role or the permission. The
+/// groups become the policy's [`Rule`](../poem_secure/enum.Rule.html), and the
+/// documented 403 states the whole requirement. What applies to the handler
+/// as a whole (`rate`, `rate_key`, `rate_group`, `auth`, `catalogue`,
+/// `crate`) cannot stand in a group, and `check` inside a group is not
+/// supported yet (give it at the top level):
+/// ```compile_fail
+/// // error: `rate` applies to the whole handler and cannot stand inside `any(...)`
+/// #[poem_secure::secure(any(roles = "admin", rate = "5/min"))]
+/// #[poem::handler]
+/// async fn h() {}
+/// ```
 ///
 /// # Example
 /// ```
@@ -63,9 +85,10 @@ mod secure;
 /// ```
 ///
 /// # Errors (at compile time, each spanned at the offending token, all at once)
-/// Unknown or duplicate keys, malformed rates, empty or invalid names, a name
-/// missing from the catalogue, `#[secure]` below `#[handler]` or without one,
-/// `#[secure]` together with `#[public]`:
+/// Unknown keys (with a "did you mean" for near misses) or duplicate keys,
+/// malformed rates, empty or invalid names, a name missing from the
+/// catalogue, an empty group or a misplaced key in one, `#[secure]` below
+/// `#[handler]` or without one, `#[secure]` together with `#[public]`:
 /// ```compile_fail
 /// #[poem_secure::secure(scopes = "", rate = "5/mni", scope = "x")]
 /// #[poem::handler]
@@ -130,6 +153,15 @@ pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Arguments: `catalogue = PATH` (applied to every `#[secure]` inside that
 /// names none) and `crate = PATH`.
 ///
+/// A file module (`mod handlers;`) inside the checked module is an error: a
+/// macro cannot read its file. Write the module inline, or declare it outside
+/// the checked module and put `#[deny_unprotected]` on an inline module in
+/// its file.
+///
+/// On each operation it rewrites, the `#[secure]`/`#[public]` it read is
+/// replaced by a hidden marker attribute; written by hand, that marker is a
+/// compile error.
+///
 /// ```compile_fail
 /// #[poem_secure::deny_unprotected]
 /// mod api {
@@ -166,4 +198,14 @@ pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn deny_unprotected(args: TokenStream, item: TokenStream) -> TokenStream {
     deny::expand(args.into(), item.into()).into()
+}
+
+/// Not public API: the marker `#[deny_unprotected]` leaves on each
+/// poem-openapi operation it has rewritten, reached as
+/// `::poem_secure::__private::checked`. Written anywhere else it is a
+/// compile error.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn __checked(args: TokenStream, item: TokenStream) -> TokenStream {
+    marker::expand(args.into(), item.into()).into()
 }

@@ -2,9 +2,26 @@
 //! list is strings, each kept with the span of the token it came from.
 
 use proc_macro2::Span;
-use syn::{ext::IdentExt, spanned::Spanned, Expr, ExprLit, Lit, LitStr, Path};
+use syn::{spanned::Spanned as _, Expr, ExprLit, Lit, LitStr, Path};
 
-use crate::{args::RawArg, errors::Errors};
+use crate::{
+    args::{RawArg, RawValue},
+    errors::Errors,
+    keys::{self, Key, Places},
+    rate,
+};
+
+/// A value and the span of the tokens it came from.
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub(crate) fn new(value: T, span: Span) -> Spanned<T> {
+        Spanned { value, span }
+    }
+}
 
 /// Which attribute the declaration came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -18,6 +35,12 @@ impl Kind {
         match self {
             Kind::Secure => "`#[secure]`",
             Kind::Public => "`#[public]`",
+        }
+    }
+    pub(crate) fn place(self) -> Places {
+        match self {
+            Kind::Secure => Places::SECURE,
+            Kind::Public => Places::PUBLIC,
         }
     }
 }
@@ -35,6 +58,15 @@ pub(crate) enum RoleMode {
     All,
 }
 
+/// `roles = ...`: any one of the names, or all of them.
+pub(crate) struct Roles {
+    pub(crate) mode: RoleMode,
+    pub(crate) names: Vec<Name>,
+    /// The whole value.
+    #[allow(dead_code)] // kept for errors about the role requirement as a whole
+    pub(crate) span: Span,
+}
+
 pub(crate) struct Rate {
     pub(crate) count: u32,
     pub(crate) period_secs: u32,
@@ -49,43 +81,99 @@ pub(crate) enum RateKey {
     Custom(Path),
 }
 
+/// The credential kinds accepted; `span` is that of `auth = ...` if given.
 pub(crate) struct Auth {
     pub(crate) bearer: bool,
     pub(crate) api_key: bool,
     pub(crate) basic: bool,
+    #[allow(dead_code)] // kept for errors about the credential kinds
+    pub(crate) span: Option<Span>,
+}
+
+/// How the members of a group combine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupMode {
+    /// `any(...)`: one member suffices.
+    Any,
+    /// `all(...)`: every member is required.
+    All,
+}
+
+/// `any(...)` or `all(...)`: requirements on the caller's grants.
+pub(crate) struct Group {
+    pub(crate) mode: GroupMode,
+    pub(crate) members: Vec<Grant>,
+    /// The group's keyword.
+    #[allow(dead_code)] // kept for errors about the group as a whole
+    pub(crate) span: Span,
+}
+
+/// One requirement on the caller's grants, as it may stand in a group.
+pub(crate) enum Grant {
+    Scopes(Vec<Name>),
+    Roles(Roles),
+    Permissions(Vec<Name>),
+    Group(Group),
 }
 
 /// A validated `#[secure(...)]` / `#[public(...)]` declaration.
 pub(crate) struct Decl {
     pub(crate) kind: Kind,
     pub(crate) scopes: Vec<Name>,
-    pub(crate) roles: (RoleMode, Vec<Name>),
+    pub(crate) roles: Option<Roles>,
     pub(crate) permissions: Vec<Name>,
-    pub(crate) rate: Option<(Rate, Span)>,
-    pub(crate) rate_key: Option<(RateKey, Span)>,
-    pub(crate) rate_group: Option<(String, Span)>,
-    pub(crate) auth: (Auth, Option<Span>),
+    /// Top-level `any(...)` / `all(...)` groups, ANDed with the rest.
+    pub(crate) groups: Vec<Group>,
+    pub(crate) rate: Option<Spanned<Rate>>,
+    pub(crate) rate_key: Option<Spanned<RateKey>>,
+    pub(crate) rate_group: Option<Spanned<String>>,
+    pub(crate) auth: Auth,
     pub(crate) check: Option<Path>,
     pub(crate) catalogue: Option<Path>,
     pub(crate) krate: Path,
-    /// Keys given, with their spans, for cross-argument checks.
-    pub(crate) given: Vec<(String, Span)>,
+    /// Keys given at the top level, each spanned at the key, for
+    /// cross-argument checks.
+    pub(crate) given: Vec<Spanned<Key>>,
 }
 
-pub(crate) const SECURE_KEYS: &[&str] = &[
-    "scopes",
-    "roles",
-    "permissions",
-    "rate",
-    "rate_key",
-    "rate_group",
-    "auth",
-    "check",
-    "catalogue",
-    "crate",
-];
+/// The value of an argument once its shape (`= value` or `(...)`) is known
+/// to fit its key; an error at the key otherwise.
+enum Value<'a> {
+    Expr(&'a Expr),
+    Group(&'a [RawArg], Span),
+}
 
-const RATE_UNITS: &str = "s, sec, second, m, min, minute, h, hour, d, day";
+fn value<'a>(arg: &'a RawArg, key: Key, errors: &mut Errors) -> Option<Value<'a>> {
+    let name = key.name();
+    match (&arg.value, key.is_group()) {
+        (RawValue::Expr(e), false) => Some(Value::Expr(e)),
+        (RawValue::Group(list, span), true) => Some(Value::Group(list, *span)),
+        (RawValue::None, false) => {
+            errors.at(
+                arg.key.span(),
+                format!("`{name}` needs a value: {}", key.example()),
+            );
+            None
+        }
+        (_, false) => {
+            errors.at(
+                arg.span(),
+                format!("`{name}` takes a value after `=`: {}", key.example()),
+            );
+            None
+        }
+        (_, true) => {
+            errors.at(
+                arg.span(),
+                format!(
+                    "`{name}` takes a parenthesised list of requirements: {}",
+                    key.example()
+                ),
+            );
+            None
+        }
+    }
+}
 
 impl Decl {
     /// Builds the model from raw arguments, reporting every bad one.
@@ -93,101 +181,170 @@ impl Decl {
         let mut d = Decl {
             kind,
             scopes: Vec::new(),
-            roles: (RoleMode::Any, Vec::new()),
+            roles: None,
             permissions: Vec::new(),
+            groups: Vec::new(),
             rate: None,
             rate_key: None,
             rate_group: None,
-            auth: (
-                Auth {
-                    bearer: true,
-                    api_key: false,
-                    basic: false,
-                },
-                None,
-            ),
+            auth: Auth {
+                bearer: true,
+                api_key: false,
+                basic: false,
+                span: None,
+            },
             check: None,
             catalogue: None,
             krate: syn::parse_quote!(::poem_secure),
             given: Vec::new(),
         };
-        for arg in crate::args::once(args, errors) {
-            let key = arg.key.unraw().to_string();
-            let Some(value) = &arg.value else {
-                if SECURE_KEYS.contains(&key.as_str()) {
-                    errors.at(
-                        arg.key.span(),
-                        format!("`{key}` needs a value: {}", example(&key)),
-                    );
-                } else {
-                    errors.at(arg.key.span(), unknown_key(&key));
-                }
+        let repeatable = |n: &str| Key::lookup(n).is_some_and(Key::is_group);
+        for arg in crate::args::once(args, repeatable, "", errors) {
+            let name = arg.name();
+            let Some(key) = Key::lookup(&name) else {
+                errors.at(
+                    arg.key.span(),
+                    keys::unknown(&name, kind.place(), kind.attr()),
+                );
                 continue;
             };
-            d.given.push((key.clone(), arg.key.span()));
-            match key.as_str() {
-                "scopes" => d.scopes = names(value, "scope", errors),
-                "permissions" => d.permissions = names(value, "permission", errors),
-                "roles" => d.roles = roles(value, errors),
-                "rate" => d.rate = rate(value, errors).map(|r| (r, value.span())),
-                "rate_key" => d.rate_key = rate_key(value, errors).map(|r| (r, value.span())),
-                "rate_group" => d.rate_group = rate_group(value, errors),
-                "auth" => {
-                    if let Some(a) = auth(value, errors) {
-                        d.auth = (a, Some(value.span()));
+            let Some(value) = value(arg, key, errors) else {
+                continue;
+            };
+            d.given.push(Spanned::new(key, arg.key.span()));
+            let e = match value {
+                Value::Group(list, span) => {
+                    if let Some(g) = group(key, &arg.key, list, span, errors) {
+                        d.groups.push(g);
+                    }
+                    continue;
+                }
+                Value::Expr(e) => e,
+            };
+            match key {
+                Key::Scopes => d.scopes = names(e, "scope", errors),
+                Key::Permissions => d.permissions = names(e, "permission", errors),
+                Key::Roles => d.roles = roles(e, errors),
+                Key::Rate => d.rate = rate::rate(e, errors).map(|r| Spanned::new(r, e.span())),
+                Key::RateKey => {
+                    d.rate_key = rate::rate_key(e, errors).map(|r| Spanned::new(r, e.span()))
+                }
+                Key::RateGroup => d.rate_group = rate::rate_group(e, errors),
+                Key::Auth => {
+                    if let Some(a) = auth(e, errors) {
+                        d.auth = a;
                     }
                 }
-                "check" => d.check = path(value, "check", errors),
-                "catalogue" => d.catalogue = path(value, "catalogue", errors),
-                "crate" => d.krate = crate_path(value, errors).unwrap_or(d.krate),
-                _ => errors.at(arg.key.span(), unknown_key(&key)),
+                Key::Check => d.check = path(e, key, errors),
+                Key::Catalogue => d.catalogue = path(e, key, errors),
+                Key::Crate => d.krate = crate_path(e, errors).unwrap_or(d.krate),
+                // Groups are taken above.
+                Key::Any | Key::All => {}
             }
         }
         d
     }
-}
 
-fn example(key: &str) -> &'static str {
-    match key {
-        "scopes" => "`scopes = \"items:read items:write\"` or `scopes = [\"items:read\"]`",
-        "roles" => "`roles = \"admin\"`, `roles = [\"admin\", \"owner\"]` or `roles = all(\"admin\", \"owner\")`",
-        "permissions" => "`permissions = \"users:delete\"`",
-        "rate" => "`rate = \"5/min\"` or `rate = \"10/min, burst = 20\"`",
-        "rate_key" => "`rate_key = ip` (or user, api_key, ip_user, or a path to a fn)",
-        "auth" => "`auth = bearer` (or api_key, basic, any(bearer, api_key))",
-        "check" => "`check = path::to::async_fn`",
-        "rate_group" => "`rate_group = \"login\"` (routes naming one group share a bucket)",
-        "catalogue" => "`catalogue = path::to::CATALOGUE`",
-        _ => "`crate = \"::poem_secure\"`",
-    }
-}
-
-fn unknown_key(key: &str) -> String {
-    let suggestion = SECURE_KEYS
-        .iter()
-        .find(|k| k.starts_with(key) || key.starts_with(*k) || edit_distance(k, key) <= 2)
-        .map(|k| format!("; did you mean `{k}`?"))
-        .unwrap_or_default();
-    format!(
-        "unknown key `{key}`{suggestion} (valid keys: scopes, roles, permissions, rate, rate_key, rate_group, auth, check, catalogue, crate)"
-    )
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+    /// Every scope, role and permission named, groups included, with what it is.
+    pub(crate) fn all_names(&self) -> Vec<(&'static str, &Name)> {
+        let mut out = Vec::new();
+        out.extend(self.scopes.iter().map(|n| ("scope", n)));
+        if let Some(r) = &self.roles {
+            out.extend(r.names.iter().map(|n| ("role", n)));
         }
-        prev = cur;
+        out.extend(self.permissions.iter().map(|n| ("permission", n)));
+        fn walk<'a>(g: &'a Group, out: &mut Vec<(&'static str, &'a Name)>) {
+            for m in &g.members {
+                match m {
+                    Grant::Scopes(v) => out.extend(v.iter().map(|n| ("scope", n))),
+                    Grant::Roles(r) => out.extend(r.names.iter().map(|n| ("role", n))),
+                    Grant::Permissions(v) => out.extend(v.iter().map(|n| ("permission", n))),
+                    Grant::Group(g) => walk(g, out),
+                }
+            }
+        }
+        for g in &self.groups {
+            walk(g, &mut out);
+        }
+        out
     }
-    prev[b.len()]
 }
 
-fn lit_str(e: &Expr) -> Option<&LitStr> {
+/// `any(...)` / `all(...)`: its members, each a grant requirement or a group.
+fn group(
+    key: Key,
+    keyword: &syn::Ident,
+    list: &[RawArg],
+    parens: Span,
+    errors: &mut Errors,
+) -> Option<Group> {
+    let (mode, kw) = match key {
+        Key::All => (GroupMode::All, "all"),
+        _ => (GroupMode::Any, "any"),
+    };
+    if list.is_empty() {
+        let span = keyword.span().join(parens).unwrap_or(keyword.span());
+        errors.at(
+            span,
+            format!(
+                "empty `{kw}()`: name at least one requirement, e.g. {}",
+                key.example()
+            ),
+        );
+        return None;
+    }
+    let where_ = format!(" in one `{kw}(...)`");
+    let repeatable = |n: &str| Key::lookup(n).is_some_and(Key::is_group);
+    let mut members = Vec::new();
+    for arg in crate::args::once(list, repeatable, &where_, errors) {
+        let name = arg.name();
+        let Some(inner) = Key::lookup(&name) else {
+            errors.at(
+                arg.key.span(),
+                keys::unknown(&name, Places::GROUP, &format!("`{kw}(...)`")),
+            );
+            continue;
+        };
+        if !inner.allowed(Places::GROUP) {
+            let msg = match inner {
+                Key::Check => format!(
+                    "`check` inside `{kw}(...)` is not supported yet: give `check = ...` at the top level, where it is ANDed with the other requirements"
+                ),
+                _ => format!(
+                    "`{name}` applies to the whole handler and cannot stand inside `{kw}(...)`: move it to the top level of the attribute"
+                ),
+            };
+            errors.at(arg.key.span(), msg);
+            continue;
+        }
+        let Some(value) = value(arg, inner, errors) else {
+            continue;
+        };
+        let member = match (inner, value) {
+            (_, Value::Group(list, span)) => {
+                group(inner, &arg.key, list, span, errors).map(Grant::Group)
+            }
+            (Key::Scopes, Value::Expr(e)) => nonempty(names(e, "scope", errors)).map(Grant::Scopes),
+            (Key::Permissions, Value::Expr(e)) => {
+                nonempty(names(e, "permission", errors)).map(Grant::Permissions)
+            }
+            (Key::Roles, Value::Expr(e)) => roles(e, errors).map(Grant::Roles),
+            (_, Value::Expr(_)) => None,
+        };
+        members.extend(member);
+    }
+    (!members.is_empty()).then(|| Group {
+        mode,
+        members,
+        span: keyword.span(),
+    })
+}
+
+fn nonempty(v: Vec<Name>) -> Option<Vec<Name>> {
+    (!v.is_empty()).then_some(v)
+}
+
+pub(crate) fn lit_str(e: &Expr) -> Option<&LitStr> {
     match e {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
@@ -264,7 +421,9 @@ fn names(e: &Expr, what: &str, errors: &mut Errors) -> Vec<Name> {
     out
 }
 
-fn roles(e: &Expr, errors: &mut Errors) -> (RoleMode, Vec<Name>) {
+fn roles(e: &Expr, errors: &mut Errors) -> Option<Roles> {
+    let span = e.span();
+    let make = |mode, names: Vec<Name>| (!names.is_empty()).then_some(Roles { mode, names, span });
     if let Expr::Call(call) = e {
         let mode = match &*call.func {
             Expr::Path(p) if p.path.is_ident("all") => Some(RoleMode::All),
@@ -276,7 +435,7 @@ fn roles(e: &Expr, errors: &mut Errors) -> (RoleMode, Vec<Name>) {
                 call.func.span(),
                 "expected `all(\"a\", \"b\")` or `any(\"a\", \"b\")`",
             );
-            return (RoleMode::Any, Vec::new());
+            return None;
         };
         let mut out = Vec::new();
         if call.args.is_empty() {
@@ -291,7 +450,7 @@ fn roles(e: &Expr, errors: &mut Errors) -> (RoleMode, Vec<Name>) {
                 ),
             }
         }
-        return (mode, out);
+        return make(mode, out);
     }
     if let Some(s) = lit_str(e) {
         if s.value().contains(' ') {
@@ -302,126 +461,10 @@ fn roles(e: &Expr, errors: &mut Errors) -> (RoleMode, Vec<Name>) {
                     s.value().split(' ').filter(|p| !p.is_empty()).map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
                 ),
             );
-            return (RoleMode::Any, Vec::new());
+            return None;
         }
     }
-    (RoleMode::Any, names(e, "role", errors))
-}
-
-fn rate(e: &Expr, errors: &mut Errors) -> Option<Rate> {
-    let Some(s) = lit_str(e) else {
-        errors.at(
-            e.span(),
-            "expected a rate string such as \"5/min\" or \"10/min, burst = 20\"",
-        );
-        return None;
-    };
-    match parse_rate(&s.value()) {
-        Ok(r) => Some(r),
-        Err(msg) => {
-            errors.at(s.span(), msg);
-            None
-        }
-    }
-}
-
-/// `N/unit` with an optional `, burst = M`.
-pub(crate) fn parse_rate(text: &str) -> Result<Rate, String> {
-    let bad = |why: String| format!("invalid rate `{text}`: {why}");
-    let (main, rest) = match text.split_once(',') {
-        Some((m, r)) => (m, Some(r)),
-        None => (text, None),
-    };
-    let Some((count, unit)) = main.split_once('/') else {
-        return Err(bad("write it as `count/unit`, e.g. \"5/min\"".into()));
-    };
-    let count: u32 = match count.trim().parse() {
-        Ok(0) => return Err(bad("the count must be at least 1".into())),
-        Ok(n) => n,
-        Err(_) => {
-            return Err(bad(format!(
-                "`{}` is not a whole number of requests",
-                count.trim()
-            )))
-        }
-    };
-    let period_secs = match unit.trim() {
-        "s" | "sec" | "second" => 1,
-        "m" | "min" | "minute" => 60,
-        "h" | "hour" => 3600,
-        "d" | "day" => 86_400,
-        other => {
-            return Err(bad(format!(
-                "unknown unit `{other}`; use one of {RATE_UNITS}"
-            )))
-        }
-    };
-    if u64::from(count) > u64::from(period_secs) * 1_000_000_000 {
-        return Err(bad(
-            "more than one request per nanosecond cannot be limited".into(),
-        ));
-    }
-    let burst = match rest {
-        None => None,
-        Some(r) => {
-            let Some((k, v)) = r.split_once('=') else {
-                return Err(bad("after the comma write `burst = N`".into()));
-            };
-            if k.trim() != "burst" {
-                return Err(bad(format!(
-                    "unknown option `{}`; the only option is `burst = N`",
-                    k.trim()
-                )));
-            }
-            match v.trim().parse::<u32>() {
-                Ok(0) => return Err(bad("the burst must be at least 1".into())),
-                Ok(n) => Some(n),
-                Err(_) => return Err(bad(format!("`{}` is not a whole number", v.trim()))),
-            }
-        }
-    };
-    Ok(Rate {
-        count,
-        period_secs,
-        burst,
-    })
-}
-
-fn rate_key(e: &Expr, errors: &mut Errors) -> Option<RateKey> {
-    let Expr::Path(p) = e else {
-        errors.at(e.span(), "expected `ip`, `user`, `api_key`, `ip_user` or a path to a `fn(&Request, Option<&Principal>) -> String`");
-        return None;
-    };
-    if let Some(id) = p.path.get_ident() {
-        match id.to_string().as_str() {
-            "ip" => return Some(RateKey::Ip),
-            "user" => return Some(RateKey::User),
-            "api_key" => return Some(RateKey::ApiKey),
-            "ip_user" => return Some(RateKey::IpUser),
-            _ => {}
-        }
-    }
-    Some(RateKey::Custom(p.path.clone()))
-}
-
-fn rate_group(e: &Expr, errors: &mut Errors) -> Option<(String, Span)> {
-    match lit_str(e) {
-        Some(s) if is_token(&s.value()) => Some((s.value(), s.span())),
-        Some(s) => {
-            errors.at(
-                s.span(),
-                "a rate group is a non-empty name without spaces, e.g. \"login\"",
-            );
-            None
-        }
-        None => {
-            errors.at(
-                e.span(),
-                "expected a group name string, e.g. `rate_group = \"login\"`",
-            );
-            None
-        }
-    }
+    make(RoleMode::Any, names(e, "role", errors))
 }
 
 fn auth(e: &Expr, errors: &mut Errors) -> Option<Auth> {
@@ -429,6 +472,7 @@ fn auth(e: &Expr, errors: &mut Errors) -> Option<Auth> {
         bearer: false,
         api_key: false,
         basic: false,
+        span: Some(e.span()),
     };
     let one = |e: &Expr, a: &mut Auth, errors: &mut Errors| {
         let name = match e {
@@ -471,11 +515,11 @@ fn auth(e: &Expr, errors: &mut Errors) -> Option<Auth> {
     (a.bearer || a.api_key || a.basic).then_some(a)
 }
 
-fn path(e: &Expr, key: &str, errors: &mut Errors) -> Option<Path> {
+fn path(e: &Expr, key: Key, errors: &mut Errors) -> Option<Path> {
     match e {
         Expr::Path(p) => Some(p.path.clone()),
         _ => {
-            errors.at(e.span(), format!("expected a path, e.g. {}", example(key)));
+            errors.at(e.span(), format!("expected a path, e.g. {}", key.example()));
             None
         }
     }
@@ -494,51 +538,5 @@ fn crate_path(e: &Expr, errors: &mut Errors) -> Option<Path> {
                 None
             }
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::parse_rate;
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
-        /// Any text: an answer (a rate or a message naming the input), never a panic.
-        #[test]
-        fn any_rate_text_parses_or_explains(text in "\\PC{0,40}") {
-            if let Err(msg) = parse_rate(&text) {
-                prop_assert!(msg.starts_with("invalid rate `"));
-            }
-        }
-
-        /// Every well-formed rate parses to exactly its numbers.
-        #[test]
-        fn well_formed_rates_parse_exactly(
-            count in 1u32..=1_000_000,
-            unit in prop::sample::select(vec![("s", 1u32), ("sec", 1), ("second", 1), ("m", 60), ("min", 60),
-                ("minute", 60), ("h", 3600), ("hour", 3600), ("d", 86_400), ("day", 86_400)]),
-            burst in prop::option::of(1u32..=10_000),
-            spaces in 0usize..3,
-        ) {
-            let pad = " ".repeat(spaces);
-            let mut text = format!("{count}{pad}/{pad}{}", unit.0);
-            if let Some(b) = burst {
-                text.push_str(&format!(",{pad}burst{pad}={pad}{b}"));
-            }
-            let r = parse_rate(&text).map_err(TestCaseError::fail)?;
-            prop_assert_eq!((r.count, r.period_secs, r.burst), (count, unit.1, burst));
-        }
-    }
-
-    #[test]
-    fn zero_and_unknown_units_are_refused() {
-        assert!(parse_rate("0/min").is_err());
-        assert!(parse_rate("5/fortnight").is_err());
-        assert!(parse_rate("5/min, burst = 0").is_err());
-        assert!(parse_rate("5/min, bust = 2").is_err());
-        assert!(parse_rate("4294967296/s").is_err());
     }
 }

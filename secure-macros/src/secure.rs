@@ -27,16 +27,7 @@ pub(crate) fn is_decl(attr: &Attribute) -> Option<Kind> {
     }
 }
 
-/// The marker `#[deny_unprotected]` leaves on an operation it rewrote.
-fn is_done_marker(args: &TokenStream) -> bool {
-    let mut it = args.clone().into_iter();
-    matches!((it.next(), it.next()), (Some(proc_macro2::TokenTree::Ident(i)), None) if i == "__secure_done")
-}
-
 pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
-    if is_done_marker(&args) {
-        return item;
-    }
     let mut errors = Errors::default();
     let raw = match syn::parse2::<RawArgs>(args) {
         Ok(r) => r.0,

@@ -42,15 +42,26 @@ pub use model::rate::{
     LimiterUnavailable, PartitionKey, RateDecision, RateLimiter, RateOutcome, RateQuery, RateStatus,
 };
 pub use model::rejection::{AuthRejection, Denied, RejectionKind};
+pub use model::rule::{Rule, Unmet};
 
 // Layer 2: verifiers.
+pub use verify::claims::{BadClaim, ClaimMapping, MappedClaims};
 pub use verify::credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, RevocationList};
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use verify::discovery::{DiscoveredKeys, ProviderMetadata};
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use verify::introspection::Introspection;
 #[cfg(feature = "jwks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
 pub use verify::jwks::JwksClient;
 pub use verify::jwt::{
     Algorithm, JwtConfig, KeySource, KeySourceDown, TokenError, MAX_LEEWAY_SECS,
 };
+#[cfg(feature = "jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwks")))]
+pub use verify::trust::HttpsTrust;
 
 // Layer 3: stores.
 pub use stores::rate::{ManualClock, MemoryRateLimiter};
@@ -89,7 +100,9 @@ pub use issuer::{
         DEFAULT_SESSION_MAX_SECS, SESSION_REVOCATION_SECS,
     },
     tokens,
-    users::{Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore},
+    users::{
+        Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore, MAX_USERNAME_BYTES,
+    },
 };
 
 // Hardening.

@@ -50,6 +50,8 @@ const CONTRACT_VARS: &[&str] = &[
     "REDIS_URL",
     "CORS_ORIGINS",
     "TRUSTED_PROXIES",
+    "SESSION_MAX_SECS",
+    "REDIS_CA_FILE",
 ];
 
 /// The workspace root (this file is `tests/browser/notes_service.rs`).

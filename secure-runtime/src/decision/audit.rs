@@ -28,6 +28,13 @@ pub(super) fn grants(policy: &Policy, p: &Principal) -> Result<(), AuthRejection
             subject = p.subject(), reason = "missing permission");
         return Err(AuthRejection::new(RejectionKind::Forbidden));
     }
+    if let Some(rule) = policy.rule() {
+        if let Err(unmet) = rule.evaluate(p) {
+            tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
+                subject = p.subject(), reason = "requirement not met", missing = %unmet);
+            return Err(AuthRejection::unmet(&unmet));
+        }
+    }
     Ok(())
 }
 

@@ -83,7 +83,10 @@ pub(crate) struct Slots {
 /// What the web layer hands a decision.
 pub(crate) struct Input<'r> {
     pub(crate) creds: Credentials<'r>,
+    /// The client's address (allow-lists, logs).
     pub(crate) ip: Option<IpAddr>,
+    /// The client's network as per-IP limits count it (IPv6 by /64).
+    pub(crate) ip_key: Option<IpAddr>,
     /// For custom `check` and `rate_key` functions only.
     pub(crate) req: &'r Request,
     pub(crate) slots: &'r Slots,
@@ -378,7 +381,7 @@ impl<'r> Decision<'r> {
         p: Option<&'r Principal>,
     ) -> Result<PartitionKey<'r>, AuthRejection> {
         let policy = self.policy;
-        let ip = self.input.ip;
+        let ip = self.input.ip_key;
         Ok(match (policy.rate_key(), p) {
             (RateKey::Custom(f), p) => {
                 let value = f(self.input.req, p);

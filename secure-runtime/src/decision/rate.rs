@@ -50,13 +50,17 @@ impl RateSettings {
         }
     }
 
-    /// Whether an allow-list exempts the query.
-    pub(crate) fn exempt(&self, q: &RateQuery<'_>) -> bool {
+    /// Whether an allow-list exempts the query: the client address, and —
+    /// `by_key`, for a route's limit, whose key is an authenticated subject
+    /// or API key — the key. Never a value the client submits (a login's
+    /// user name, a custom key).
+    pub(crate) fn exempt(&self, q: &RateQuery<'_>, by_key: bool) -> bool {
         let by_ip = !self.allow_ips.is_empty()
             && q.ip
                 .map(|ip| ip.to_canonical())
                 .is_some_and(|ip| self.allow_ips.iter().any(|n| n.contains(&ip)));
-        let by_key = !self.allow_keys.is_empty()
+        let by_key = by_key
+            && !self.allow_keys.is_empty()
             && q.key
                 .allow_value()
                 .is_some_and(|k| self.allow_keys.contains(k));
@@ -69,26 +73,27 @@ impl RateSettings {
         &'a self,
         q: RateQuery<'a>,
     ) -> Option<Answer<'a, Result<RateOutcome, LimiterUnavailable>>> {
-        (!self.exempt(&q)).then(|| self.limiter.check(q))
+        (!self.exempt(&q, true)).then(|| self.limiter.check(q))
     }
 
     /// Applies allow-lists, the limiter and dry-run to one request: `Ok`
     /// admits, `Err` is the 429 (or the 503 of an unavailable limiter).
-    /// For callers outside the decision (failure limits, the token
-    /// endpoint).
+    /// For limits outside the decision (failure limits, the token
+    /// endpoint), whose keys the client chooses: only the address
+    /// allow-list exempts.
     pub(crate) async fn enforce(
         &self,
         q: &RateQuery<'_>,
         policy: &'static str,
         route: &str,
     ) -> Result<Enforced, AuthRejection> {
-        let Some(answer) = self.begin(*q) else {
+        if self.exempt(q, false) {
             return Ok(Enforced {
                 counted: false,
                 status: None,
             });
-        };
-        let result = answer.await;
+        }
+        let result = self.limiter.check(*q).await;
         self.decide(q, result, policy, route)
     }
 
@@ -306,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn allow_keys_match_subject_api_key_and_custom_values() {
+    fn allow_keys_match_authenticated_subjects_and_key_ids_only() {
         let mut s = RateSettings::new(Arc::new(MemoryRateLimiter::new()));
         s.allow_keys.insert("svc-monitor".into());
         s.allow_ips.push("192.0.2.0/24".parse().unwrap());
@@ -316,10 +321,14 @@ mod tests {
             rate: Rate::new(1, 60),
             ip: ip.map(|i| i.parse().unwrap()),
         };
-        assert!(s.exempt(&q(PartitionKey::User("svc-monitor"), None)));
-        assert!(s.exempt(&q(PartitionKey::Custom("svc-monitor"), None)));
-        assert!(!s.exempt(&q(PartitionKey::User("alice"), Some("198.51.100.1"))));
-        assert!(s.exempt(&q(PartitionKey::User("alice"), Some("192.0.2.77"))));
-        assert!(s.exempt(&q(PartitionKey::Ip(None), Some("::ffff:192.0.2.1"))));
+        assert!(s.exempt(&q(PartitionKey::User("svc-monitor"), None), true));
+        assert!(s.exempt(&q(PartitionKey::ApiKey("svc-monitor"), None), true));
+        // A custom key's value, and any key of a limit whose key the client
+        // submits (a login's user name), never match the allow-list.
+        assert!(!s.exempt(&q(PartitionKey::Custom("svc-monitor"), None), true));
+        assert!(!s.exempt(&q(PartitionKey::IpUser(None, "svc-monitor"), None), false));
+        assert!(!s.exempt(&q(PartitionKey::User("alice"), Some("198.51.100.1")), true));
+        assert!(s.exempt(&q(PartitionKey::User("alice"), Some("192.0.2.77")), true));
+        assert!(s.exempt(&q(PartitionKey::Ip(None), Some("::ffff:192.0.2.1")), false));
     }
 }

@@ -176,7 +176,7 @@ impl CorsPolicy {
     }
 }
 
-/// A validated [`CorsPolicy`], ready for [`Hardening::cors`].
+/// A validated [`CorsPolicy`], ready for [`Hardening::cors`](crate::Hardening::cors).
 #[derive(Clone)]
 pub struct CorsRules(pub(super) Arc<CorsInner>);
 

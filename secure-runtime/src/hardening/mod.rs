@@ -12,12 +12,13 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use poem::{
     http::{header, HeaderName, HeaderValue, StatusCode},
     middleware::CatchPanic,
     Body, Endpoint, Middleware, Request, Response, Result as PoemResult,
 };
-use tokio::io::{AsyncRead, ReadBuf};
 use tracing::Instrument;
 
 mod cors;
@@ -186,38 +187,54 @@ fn generic_detail(status: StatusCode) -> &'static str {
     }
 }
 
-/// A body reader that fails once more than `limit` bytes have been read.
-struct CappedBody {
-    inner: Pin<Box<dyn AsyncRead + Send>>,
-    left: u64,
-    exceeded: Arc<AtomicBool>,
-    /// Set when the body was read to its end.
+/// The request body, as it reaches the handler: frames pass through
+/// unchanged; the end of the body is noted (so that a response knows whether
+/// the connection still holds unread bytes).
+struct Watched<B> {
+    inner: B,
     finished: Arc<AtomicBool>,
 }
 
-impl AsyncRead for CappedBody {
-    fn poll_read(
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Watched<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        match self.inner.as_mut().poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let read = (buf.filled().len() - before) as u64;
-                if read == 0 && buf.remaining() > 0 {
-                    self.finished.store(true, Ordering::Relaxed);
-                }
-                if read > self.left {
-                    self.exceeded.store(true, Ordering::Relaxed);
-                    return Poll::Ready(Err(io::Error::other("request body too large")));
-                }
-                self.left -= read;
-                Poll::Ready(Ok(()))
-            }
-            other => other,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.finished.store(true, Ordering::Relaxed);
         }
+        frame
     }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `body`, refused past `limit` bytes (`http_body_util::Limited`): reading
+/// further fails and sets `exceeded`.
+fn limited(body: Body, limit: u64, exceeded: Arc<AtomicBool>, finished: Arc<AtomicBool>) -> Body {
+    use http_body_util::BodyExt as _;
+    let inner: BoxBody<Bytes, io::Error> = body.into();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let capped = http_body_util::Limited::new(inner, limit).map_err(move |e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            exceeded.store(true, Ordering::Relaxed);
+        }
+        io::Error::other("request body too large or unreadable")
+    });
+    Body::from(BoxBody::new(Watched {
+        inner: capped,
+        finished,
+    }))
 }
 
 impl Endpoint for HardeningEndpoint {
@@ -249,8 +266,7 @@ impl Endpoint for HardeningEndpoint {
         });
         let credentialed = [header::AUTHORIZATION, header::COOKIE]
             .iter()
-            .any(|h| req.headers().contains_key(h))
-            || req.headers().contains_key("x-api-key");
+            .any(|h| req.headers().contains_key(h));
         let docs = cfg.docs_paths.iter().any(|p| {
             let path = req.uri().path();
             path == p
@@ -294,12 +310,7 @@ impl Endpoint for HardeningEndpoint {
             let exceeded = Arc::new(AtomicBool::new(false));
             let finished = Arc::new(AtomicBool::new(false));
             let body = req.take_body();
-            req.set_body(Body::from_async_read(CappedBody {
-                inner: Box::pin(body.into_async_read()),
-                left: cfg.body_limit,
-                exceeded: exceeded.clone(),
-                finished: finished.clone(),
-            }));
+            req.set_body(limited(body, cfg.body_limit, exceeded.clone(), finished.clone()));
             *unread_body.lock().unwrap_or_else(|p| p.into_inner()) = Some(finished);
             let result = match tokio::time::timeout(cfg.timeout, self.inner.call(req)).await {
                 Ok(r) => r,

@@ -6,5 +6,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod password;
 pub(crate) mod sessions;
+pub(crate) mod token_api;
+pub(crate) mod token_wire;
 pub mod tokens;
 pub(crate) mod users;

@@ -1,41 +1,28 @@
 //! The OAuth2 token endpoint (RFC 6749 §4.3 password grant, §6 refresh),
 //! refresh rotation and logout, as a ready poem-openapi API.
 
-use std::{marker::PhantomData, sync::Arc};
+use std::sync::Arc;
+
+use super::token_wire::{invalid_grant, limited, oauth_error, unavailable, NO_STORE};
 
 use poem::Request;
-use poem_openapi::{
-    payload::{Form, Json},
-    ApiResponse, Object, OpenApi,
+use poem_openapi::payload::Json;
+
+pub use super::token_api::{
+    AuthApi, AuthCatalogue, LogoutRequirement, LogoutResponse, NoCatalogue,
 };
-use serde::Deserialize;
+pub use super::token_wire::{
+    OAuthError, Problem, RefreshForm, TokenBody, TokenForm, TokenResponse,
+};
 
 use crate::{
-    issuer::sessions::InstalledSessions,
-    issuer::sessions::Peek,
-    issuer::sessions::Rotation,
-    issuer::sessions::Session,
-    issuer::sessions::SessionStore,
-    issuer::users::Authenticator,
-    issuer::users::LoginError,
-    issuer::users::UserRecord,
-    model::audit::AUDIT_TARGET,
-    model::catalogue::is_scope_token,
-    model::catalogue::Catalogue,
-    model::policy::{Policy, Rate, Requirement},
-    model::rate::PartitionKey,
-    model::rate::RateQuery,
-    model::secrets::hash_secret,
-    model::secrets::random_secret,
-    web::failure::LoginAttempt,
-    web::failure::LoginLimits,
-    web::openapi::OaiGuard,
-    web::openapi::OaiScopes,
-    web::openapi::OperationOutput,
-    web::openapi::Secured,
-    web::security::AccessToken,
-    web::security::Security,
-    ConfigError, Principal, Protected,
+    issuer::sessions::InstalledSessions, issuer::sessions::Peek, issuer::sessions::Rotation,
+    issuer::sessions::Session, issuer::sessions::SessionStore, issuer::users::Authenticator,
+    issuer::users::LoginError, issuer::users::UserRecord, model::audit::AUDIT_TARGET,
+    model::catalogue::is_scope_token, model::policy::Rate, model::rate::PartitionKey,
+    model::rate::RateQuery, model::secrets::hash_secret, model::secrets::random_secret,
+    web::failure::LoginAttempt, web::failure::LoginLimits, web::security::AccessToken,
+    web::security::Security, ConfigError, Principal,
 };
 
 /// What a login limit counts per.
@@ -75,159 +62,7 @@ struct Inner {
     refresh_ttl_secs: u64,
     failure_limits: Option<LoginLimits>,
     attempt_limits: Vec<(LoginKey, Rate)>,
-}
-
-/// A token response body (RFC 6749 §5.1).
-#[derive(Object, Debug, Clone, PartialEq, Eq)]
-pub struct TokenBody {
-    /// The access token (a JWT, RFC 9068).
-    pub access_token: String,
-    /// Always `bearer`.
-    pub token_type: String,
-    /// Lifetime of the access token in seconds.
-    pub expires_in: u64,
-    /// The opaque refresh token (rotated on every use).
-    pub refresh_token: String,
-    /// The granted scopes, space-separated.
-    pub scope: String,
-}
-
-/// An OAuth2 error body (RFC 6749 §5.2).
-#[derive(Object, Debug, Clone, PartialEq, Eq)]
-pub struct OAuthError {
-    /// `invalid_request`, `invalid_grant`, `unsupported_grant_type` or `invalid_scope`.
-    pub error: String,
-    /// A human-readable explanation.
-    pub error_description: String,
-}
-
-/// An RFC 9457 problem body.
-#[derive(Object, Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// `about:blank`.
-    #[oai(rename = "type")]
-    pub ty: String,
-    /// The status's reason phrase.
-    pub title: String,
-    /// The status code.
-    pub status: u16,
-    /// What happened.
-    pub detail: String,
-}
-
-impl Problem {
-    fn new(status: u16, title: &str, detail: &str) -> Self {
-        Problem {
-            ty: "about:blank".into(),
-            title: title.into(),
-            status,
-            detail: detail.into(),
-        }
-    }
-}
-
-const NO_STORE: &str = "no-store";
-
-/// The answers of the token endpoints.
-#[derive(ApiResponse, Debug)]
-#[oai(bad_request_handler = "bad_form")]
-pub enum TokenResponse {
-    /// Tokens issued.
-    #[oai(status = 200)]
-    Ok(
-        Json<TokenBody>,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "Pragma")] String,
-    ),
-    /// The request or the grant is invalid (one body for every failed login).
-    #[oai(status = 400)]
-    Invalid(Json<OAuthError>, #[oai(header = "Cache-Control")] String),
-    /// Too many attempts.
-    #[oai(status = 429, content_type = "application/problem+json")]
-    TooMany(
-        Json<Problem>,
-        #[oai(header = "Retry-After")] u64,
-        #[oai(header = "Cache-Control")] String,
-        /// The limit that refused (draft-ietf-httpapi-ratelimit-headers).
-        #[oai(header = "RateLimit-Policy")]
-        Option<String>,
-        /// The limit's state: no request left, and when it resets.
-        #[oai(header = "RateLimit")]
-        Option<String>,
-    ),
-    /// The credential stores or password hashing are saturated or unreachable.
-    #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>, #[oai(header = "Cache-Control")] String),
-}
-
-fn bad_form(_err: poem::Error) -> TokenResponse {
-    oauth_error(
-        "invalid_request",
-        "The request must be a form with the fields this grant requires.",
-    )
-}
-
-fn oauth_error(error: &str, description: &str) -> TokenResponse {
-    TokenResponse::Invalid(
-        Json(OAuthError {
-            error: error.into(),
-            error_description: description.into(),
-        }),
-        NO_STORE.into(),
-    )
-}
-
-fn invalid_grant() -> TokenResponse {
-    oauth_error("invalid_grant", "The credentials are invalid.")
-}
-
-/// A refusal of the login limits as a documented token-endpoint answer.
-fn limited(e: &crate::AuthRejection) -> TokenResponse {
-    let status = e.rate_status();
-    let field =
-        |v: Option<poem::http::HeaderValue>| v.and_then(|v| v.to_str().ok().map(str::to_owned));
-    match e.retry_after_secs() {
-        Some(secs) => TokenResponse::TooMany(
-            Json(Problem::new(
-                429,
-                "Too Many Requests",
-                "Too many login attempts; retry later.",
-            )),
-            secs,
-            NO_STORE.into(),
-            status.and_then(|s| field(s.policy_header())),
-            status.and_then(|s| field(s.limit_header())),
-        ),
-        None => unavailable(),
-    }
-}
-
-fn unavailable() -> TokenResponse {
-    TokenResponse::Unavailable(
-        Json(Problem::new(
-            503,
-            "Service Unavailable",
-            "The service is temporarily unavailable.",
-        )),
-        NO_STORE.into(),
-    )
-}
-
-/// The token request form (`application/x-www-form-urlencoded`).
-#[derive(Object, Deserialize, Debug)]
-pub struct TokenForm {
-    /// `password` or `refresh_token`.
-    pub grant_type: String,
-    /// For `password`.
-    pub username: Option<String>,
-    /// For `password`.
-    #[oai(write_only)]
-    pub password: Option<String>,
-    /// Requested scopes, space-separated (optional).
-    pub scope: Option<String>,
-    /// For `refresh_token`.
-    #[oai(write_only)]
-    pub refresh_token: Option<String>,
+    refresh_limit: Option<Rate>,
 }
 
 /// A refresh token as given to the client: `family.secret`. The family id
@@ -235,16 +70,6 @@ pub struct TokenForm {
 /// family; only the secret's hash is stored.
 fn compose_refresh(family: &str, secret: &str) -> String {
     format!("{family}.{secret}")
-}
-
-/// The refresh form.
-#[derive(Object, Deserialize, Debug)]
-pub struct RefreshForm {
-    /// The current refresh token.
-    #[oai(write_only)]
-    pub refresh_token: String,
-    /// Optionally narrower scopes (never wider than the session's).
-    pub scope: Option<String>,
 }
 
 /// A `scope` parameter that is not a space-separated list of scope tokens.
@@ -290,6 +115,7 @@ impl TokenService {
             refresh_ttl_secs: 14 * 24 * 3600,
             failure_limits: Some(LoginLimits::new()),
             attempt_limits: Vec::new(),
+            refresh_limit: Some(Rate::per_minute(60)),
         })))
     }
 
@@ -321,6 +147,35 @@ impl TokenService {
         &self.0.auth
     }
 
+    /// Limits refresh-token grants per client network (IPv6 /64), on every
+    /// endpoint that carries the grant (`/auth/token` with
+    /// `grant_type=refresh_token` and `/auth/refresh`); default 60/min,
+    /// `None` for none. Every attempt counts, valid or not.
+    pub fn refresh_limit(self, rate: Option<Rate>) -> Self {
+        self.map(|i| i.refresh_limit = rate)
+    }
+
+    /// Applies the refresh limit to one refresh attempt.
+    pub(super) async fn limit_refresh(&self, req: &Request) -> Result<(), TokenResponse> {
+        let Some(rate) = self.0.refresh_limit else {
+            return Ok(());
+        };
+        let security = &self.0.security;
+        let ip = security.client_ip(req);
+        let q = RateQuery {
+            bucket: "refresh:attempts:ip",
+            key: PartitionKey::Ip(security.rate_key_ip(ip)),
+            rate,
+            ip,
+        };
+        security
+            .rate_settings()
+            .enforce(&q, "refresh", "auth/refresh")
+            .await
+            .map(|_| ())
+            .map_err(|e| limited(&e))
+    }
+
     /// Applies the attempt limits, then reserves a failure in the failure
     /// limits; the caller reports the attempt's outcome.
     async fn limit_login(
@@ -330,13 +185,14 @@ impl TokenService {
     ) -> Result<Option<LoginAttempt>, TokenResponse> {
         let security = &self.0.security;
         let ip = security.client_ip(req);
+        let key_ip = security.rate_key_ip(ip);
         let user = username.trim().to_lowercase();
         for (key, rate) in &self.0.attempt_limits {
             let (bucket, key) = match key {
-                LoginKey::Ip => ("login:attempts:ip", PartitionKey::Ip(ip)),
+                LoginKey::Ip => ("login:attempts:ip", PartitionKey::Ip(key_ip)),
                 LoginKey::IpAndUsername => (
                     "login:attempts:ip_username",
-                    PartitionKey::IpUser(ip, &user),
+                    PartitionKey::IpUser(key_ip, &user),
                 ),
                 LoginKey::UsernameAnywhere => {
                     ("login:attempts:username", PartitionKey::User(&user))
@@ -602,134 +458,6 @@ impl TokenService {
     /// The poem-openapi operations. `C` names the app's catalogue so that
     /// logout is documented with the app's own security scheme.
     pub fn api<C: AuthCatalogue>(&self) -> AuthApi<C> {
-        AuthApi {
-            service: self.clone(),
-            _c: PhantomData,
-        }
+        AuthApi::new(self.clone())
     }
-}
-
-/// Names the catalogue the token API documents its bearer scheme with.
-///
-/// ```
-/// use secure_runtime::{tokens::AuthCatalogue, Catalogue};
-/// pub const ACCESS: Catalogue = Catalogue::new().token_url("/auth/token");
-/// pub struct Access;
-/// impl AuthCatalogue for Access {
-///     const CATALOGUE: Option<&'static Catalogue> = Some(&ACCESS);
-/// }
-/// ```
-pub trait AuthCatalogue: Send + Sync + 'static {
-    /// The catalogue, if any.
-    const CATALOGUE: Option<&'static Catalogue>;
-}
-
-/// No catalogue: logout is documented with the HTTP bearer scheme.
-pub struct NoCatalogue;
-
-impl AuthCatalogue for NoCatalogue {
-    const CATALOGUE: Option<&'static Catalogue> = None;
-}
-
-/// The requirement of `POST /auth/logout`: any bearer.
-pub struct LogoutRequirement<C>(PhantomData<fn() -> C>);
-
-impl<C: AuthCatalogue> Requirement for LogoutRequirement<C> {
-    const POLICY: &'static Policy = &match C::CATALOGUE {
-        Some(c) => Policy::secured("poem_secure::auth::logout").with_catalogue(c),
-        None => Policy::secured("poem_secure::auth::logout"),
-    };
-    const FORBIDDEN_DOC: &'static str = "Forbidden.";
-}
-
-/// The outcome of logout.
-#[derive(ApiResponse, Debug)]
-pub enum LogoutResponse {
-    /// Revoked.
-    #[oai(status = 204)]
-    Done,
-    /// The session store cannot be reached.
-    #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>),
-}
-
-impl<C: AuthCatalogue> OperationOutput<LogoutResponse> for LogoutRequirement<C> {
-    fn convert(value: LogoutResponse) -> poem::Result<poem::Response> {
-        Ok(poem::IntoResponse::into_response(value))
-    }
-}
-
-/// The token endpoints as a poem-openapi API (see [`TokenService`]). They are
-/// deliberately public (logout requires a bearer) and rate limited by the
-/// service's login limits, hence `Protected`.
-pub struct AuthApi<C = NoCatalogue> {
-    service: TokenService,
-    _c: PhantomData<fn() -> C>,
-}
-
-impl<C> Protected for AuthApi<C> {}
-
-#[OpenApi(prefix_path = "/auth", tag = "AuthTag::Auth")]
-impl<C: AuthCatalogue> AuthApi<C> {
-    /// OAuth2 token endpoint (password and refresh_token grants).
-    #[oai(path = "/token", method = "post")]
-    async fn token(&self, req: &Request, form: Form<TokenForm>) -> TokenResponse {
-        let f = form.0;
-        match f.grant_type.as_str() {
-            "password" => match (f.username.as_deref(), f.password.as_deref()) {
-                (Some(u), Some(p)) => {
-                    self.service
-                        .password_grant(req, u, p, f.scope.as_deref())
-                        .await
-                }
-                _ => oauth_error(
-                    "invalid_request",
-                    "The password grant needs `username` and `password`.",
-                ),
-            },
-            "refresh_token" => match f.refresh_token.as_deref() {
-                Some(t) => self.service.refresh(t, f.scope.as_deref()).await,
-                None => oauth_error(
-                    "invalid_request",
-                    "The refresh_token grant needs `refresh_token`.",
-                ),
-            },
-            _ => oauth_error(
-                "unsupported_grant_type",
-                "Supported grants: password, refresh_token.",
-            ),
-        }
-    }
-
-    /// Rotates a refresh token: a new pair, the old refresh token dead.
-    #[oai(path = "/refresh", method = "post")]
-    async fn refresh(&self, form: Form<RefreshForm>) -> TokenResponse {
-        self.service
-            .refresh(&form.0.refresh_token, form.0.scope.as_deref())
-            .await
-    }
-
-    /// Revokes the caller's refresh family and this access token.
-    #[oai(path = "/logout", method = "post")]
-    async fn logout(
-        &self,
-        _scopes: OaiScopes<LogoutRequirement<C>>,
-        _guard: OaiGuard<LogoutRequirement<C>>,
-        who: Principal,
-    ) -> Secured<LogoutResponse, LogoutRequirement<C>> {
-        Secured::new(match self.service.logout(&who).await {
-            Ok(()) => LogoutResponse::Done,
-            Err(_) => LogoutResponse::Unavailable(Json(Problem::new(
-                503,
-                "Service Unavailable",
-                "The service is temporarily unavailable.",
-            ))),
-        })
-    }
-}
-
-#[derive(poem_openapi::Tags)]
-enum AuthTag {
-    /// Login, refresh and logout.
-    Auth,
 }

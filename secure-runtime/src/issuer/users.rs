@@ -219,6 +219,12 @@ impl Authenticator {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(LoginError::TooLong);
         }
+        if username.len() > MAX_USERNAME_BYTES {
+            // No account has such a name: refused as an unknown user, with
+            // no store lookup and no hashing.
+            audit_failure(username, "user name too long");
+            return Err(LoginError::Invalid);
+        }
         let user = match self.users.find(username).await {
             Ok(u) => u,
             Err(_) => {
@@ -272,8 +278,19 @@ impl Authenticator {
     }
 }
 
+/// The longest user name a login accepts, in bytes; longer ones are refused
+/// as unknown, before any lookup or hashing.
+pub const MAX_USERNAME_BYTES: usize = 256;
+
+/// How much of a submitted user name a log line shows.
+const LOGGED_USERNAME_CHARS: usize = 64;
+
 fn audit_failure(username: &str, reason: &'static str) {
-    tracing::info!(target: AUDIT_TARGET, event = "login_failure", username, reason);
+    // The name is the client's input: log a bounded prefix, never a flood.
+    let shown: String = username.chars().take(LOGGED_USERNAME_CHARS).collect();
+    let cut = shown.len() < username.len();
+    tracing::info!(target: AUDIT_TARGET, event = "login_failure", username = %shown,
+        truncated = cut, reason);
 }
 
 /// The principal of an authenticated user: all its allowed scopes.

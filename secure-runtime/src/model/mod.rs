@@ -11,4 +11,5 @@ pub(crate) mod policy;
 pub(crate) mod principal;
 pub(crate) mod rate;
 pub(crate) mod rejection;
+pub(crate) mod rule;
 pub(crate) mod secrets;

@@ -8,7 +8,10 @@ use std::{fmt, future::Future, pin::Pin};
 
 use poem::Request;
 
-use crate::{model::catalogue::Catalogue, Denied, Principal};
+use crate::{
+    model::{catalogue::Catalogue, rule::Rule},
+    Denied, Principal,
+};
 
 /// A future returned by a `check` function, boxed so that a policy can store it.
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Denied>> + Send + 'a>>;
@@ -60,6 +63,7 @@ pub struct Policy {
     rate_group: Option<&'static str>,
     check: Option<CheckFn>,
     catalogue: Option<&'static Catalogue>,
+    rule: Option<&'static Rule>,
 }
 
 impl Policy {
@@ -80,6 +84,7 @@ impl Policy {
             rate_group: None,
             check: None,
             catalogue: None,
+            rule: None,
         }
     }
     /// A `#[public]` declaration: no credential required; a presented one is
@@ -144,6 +149,22 @@ impl Policy {
         self
     }
 
+    /// A composed requirement (`any(...)` / `all(...)` groups), met in
+    /// addition to the scopes, roles and permissions; see [`Rule::evaluate`].
+    ///
+    /// ```
+    /// use secure_runtime::{Policy, Roles, Rule};
+    ///
+    /// const RULE: Rule = Rule::Any(&[Rule::Roles(Roles::Any(&["admin"])), Rule::Permissions(&["notes:delete-any"])]);
+    /// const P: Policy = Policy::secured("app::delete").with_scopes(&["notes:write"]).with_rule(&RULE);
+    /// assert_eq!(P.rule(), Some(&RULE));
+    /// ```
+    #[must_use]
+    pub const fn with_rule(mut self, rule: &'static Rule) -> Policy {
+        self.rule = Some(rule);
+        self
+    }
+
     /// The declaration's name (`module::handler`).
     pub const fn id(&self) -> &'static str {
         self.id
@@ -183,6 +204,12 @@ impl Policy {
     /// The custom rule, if any.
     pub const fn check(&self) -> Option<CheckFn> {
         self.check
+    }
+    /// The composed requirement (`any(...)` / `all(...)`), if any: met in
+    /// addition to [`scopes`](Policy::scopes), [`roles`](Policy::roles) and
+    /// [`permissions`](Policy::permissions).
+    pub const fn rule(&self) -> Option<&'static Rule> {
+        self.rule
     }
     /// The catalogue the declaration was checked against.
     pub const fn catalogue(&self) -> Option<&'static Catalogue> {

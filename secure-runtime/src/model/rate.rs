@@ -77,14 +77,13 @@ impl PartitionKey<'_> {
         }
     }
 
-    /// The value an allow-list of keys is compared with.
+    /// The value an allow-list of keys is compared with: an authenticated
+    /// subject or an API key id, never a custom key's value (which may come
+    /// from the request).
     pub(crate) fn allow_value(&self) -> Option<&str> {
         match *self {
-            PartitionKey::Ip(_) => None,
-            PartitionKey::User(v)
-            | PartitionKey::ApiKey(v)
-            | PartitionKey::IpUser(_, v)
-            | PartitionKey::Custom(v) => Some(v),
+            PartitionKey::Ip(_) | PartitionKey::Custom(_) => None,
+            PartitionKey::User(v) | PartitionKey::ApiKey(v) | PartitionKey::IpUser(_, v) => Some(v),
         }
     }
 

@@ -87,7 +87,7 @@ pub struct AuthRejection {
 /// ```
 /// use secure_runtime::{AuthRejection, RejectionKind};
 /// let r = AuthRejection::insufficient_scope(&["notes:write"]);
-/// assert!(matches!(r.kind(), RejectionKind::InsufficientScope(s) if *s == ["notes:write"]));
+/// assert!(matches!(r.kind(), RejectionKind::InsufficientScope(s) if s[..] == ["notes:write"]));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -102,10 +102,16 @@ pub enum RejectionKind {
     BadRequest,
     /// Nothing presented (401).
     Missing(AuthKinds),
+    /// An `Authorization` scheme the route does not accept (401, with the
+    /// challenges of the accepted kinds): never silently treated as absent.
+    UnsupportedScheme(AuthKinds),
     /// A presented credential failed verification (401).
     Invalid(CredentialKind, AuthKinds),
     /// 403 with `insufficient_scope`.
-    InsufficientScope(&'static [&'static str]),
+    InsufficientScope(Cow<'static, [&'static str]>),
+    /// 403: an `any(...)`/`all(...)` requirement is not met; the text names
+    /// what is missing (e.g. "role `admin` or permission `notes:delete-any`").
+    Unmet(String),
     /// 403 for a role or permission.
     Forbidden,
     /// A `check` rule refused (403 or 404).
@@ -127,9 +133,18 @@ impl AuthRejection {
     pub(crate) fn new(kind: RejectionKind) -> Self {
         AuthRejection { kind }
     }
+    /// The 403 for a composed requirement the caller does not meet: the
+    /// `insufficient_scope` answer when granting scopes alone would meet it,
+    /// else a 403 whose detail names what is missing.
+    pub fn unmet(unmet: &crate::model::rule::Unmet) -> Self {
+        match unmet.insufficient_scope() {
+            Some(scopes) => Self::new(RejectionKind::InsufficientScope(Cow::Owned(scopes))),
+            None => Self::new(RejectionKind::Unmet(unmet.to_string())),
+        }
+    }
     /// The 403 for a caller lacking some of `scopes`.
     pub fn insufficient_scope(scopes: &'static [&'static str]) -> Self {
-        Self::new(RejectionKind::InsufficientScope(scopes))
+        Self::new(RejectionKind::InsufficientScope(Cow::Borrowed(scopes)))
     }
     /// The 401 for a caller that presented no credential.
     pub fn missing(kinds: AuthKinds) -> Self {
@@ -192,8 +207,12 @@ impl AuthRejection {
             }
             RejectionKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             RejectionKind::BadRequest => StatusCode::BAD_REQUEST,
-            RejectionKind::Missing(_) | RejectionKind::Invalid(..) => StatusCode::UNAUTHORIZED,
-            RejectionKind::InsufficientScope(_) | RejectionKind::Forbidden => StatusCode::FORBIDDEN,
+            RejectionKind::Missing(_)
+            | RejectionKind::Invalid(..)
+            | RejectionKind::UnsupportedScheme(_) => StatusCode::UNAUTHORIZED,
+            RejectionKind::InsufficientScope(_)
+            | RejectionKind::Forbidden
+            | RejectionKind::Unmet(_) => StatusCode::FORBIDDEN,
             RejectionKind::Denied(s) => *s,
             RejectionKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -208,10 +227,13 @@ impl AuthRejection {
             RejectionKind::BadRequest => "The request's credentials are malformed.",
             RejectionKind::Missing(_) => "Authentication is required.",
             RejectionKind::Invalid(..) => "The presented credential is invalid or expired.",
+            RejectionKind::UnsupportedScheme(_) => "The Authorization scheme is not accepted here.",
             RejectionKind::InsufficientScope(_) => {
                 "The access token lacks a scope this operation requires."
             }
-            RejectionKind::Forbidden => "The caller may not perform this operation.",
+            RejectionKind::Forbidden | RejectionKind::Unmet(_) => {
+                "The caller may not perform this operation."
+            }
             RejectionKind::Denied(s) if *s == StatusCode::NOT_FOUND => "Not found.",
             RejectionKind::Denied(_) => "The caller may not perform this operation.",
             RejectionKind::RateLimited { .. } => "Too many requests; retry later.",

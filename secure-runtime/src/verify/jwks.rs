@@ -13,8 +13,9 @@ use jsonwebtoken::{
 };
 
 use crate::{
-    model::answer::BoxFuture, model::audit::AUDIT_TARGET, verify::jwt::KeySource,
-    verify::jwt::KeySourceDown, ConfigError,
+    model::{answer::BoxFuture, audit::AUDIT_TARGET},
+    verify::jwt::{KeySource, KeySourceDown},
+    ConfigError, HttpsTrust,
 };
 
 /// Fetches and caches an identity provider's JWKS document.
@@ -34,28 +35,74 @@ use crate::{
 ///   token is refused (503); cached keys keep working while the provider is
 ///   down.
 /// * HTTPS only, except to a loopback host; 5 s timeout; 1 MiB at most; no
-///   redirects.
+///   redirects; the system's CAs unless [`https_trust`](Self::https_trust)
+///   says otherwise.
+/// * Only the accepted [`algorithms`](Self::algorithms) are used (from
+///   discovery: the provider's advertised ones).
+///
+/// Most users get one through [`JwtConfig::discover`](crate::JwtConfig::discover),
+/// which also checks and configures the issuer:
 ///
 /// ```no_run
 /// # async fn f() -> Result<(), secure_runtime::ConfigError> {
 /// use secure_runtime::{JwksClient, JwtConfig, Security};
+/// // The same as JwtConfig::discover(..) for an OpenID provider:
 /// let jwks = JwksClient::from_discovery("https://login.example.com/realms/acme").await?;
 /// let security = Security::builder()
-///     .jwt(JwtConfig::key_source(jwks).issuer("https://login.example.com/realms/acme").audience("my-api"))
+///     .jwt(JwtConfig::key_source(jwks).audience("my-api"))
 ///     .build()?;
 /// # let _ = security; Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct JwksClient(Arc<Inner>);
 
+impl std::fmt::Debug for JwksClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.0.settings;
+        f.debug_struct("JwksClient")
+            .field("url", &s.url)
+            .field("issuer", &s.issuer)
+            .field("algorithms", &s.algorithms)
+            .field("refresh_every", &s.refresh_every)
+            .field("min_refetch", &s.min_refetch)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
-    url: String,
+    settings: Settings,
     agent: ureq::Agent,
     cache: RwLock<Cache>,
     fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What a client is configured with; a builder call copies it into a new
+/// client with an empty cache.
+#[derive(Clone)]
+struct Settings {
+    url: String,
+    /// The issuer whose discovery document named `url`, if discovered.
+    issuer: Option<String>,
+    /// Accepted algorithms, in order of preference for keys without `alg`.
+    algorithms: Vec<Algorithm>,
     refresh_every: Duration,
     min_refetch: Duration,
+    trust: HttpsTrust,
 }
+
+/// Every asymmetric algorithm a JWKS key may be bound to. The order decides
+/// the algorithm of a key without `alg`: the first one its type allows.
+pub(crate) const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
 
 #[derive(Default)]
 struct Cache {
@@ -64,50 +111,79 @@ struct Cache {
     attempted_at: Option<Instant>,
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .max_redirects(0)
-        .http_status_as_error(true)
-        .build()
-        .into()
+pub(crate) fn check_url(url: &str) -> Result<(), ConfigError> {
+    url_problem(url).map_or(Ok(()), |p| Err(ConfigError::new(format!("{url:?}: {p}"))))
 }
 
-fn check_url(url: &str) -> Result<(), ConfigError> {
-    let bad = || {
-        ConfigError::new(
-            "a JWKS URL must use https (plain http only to a loopback host), without user info",
-        )
+/// Why `url` may not be fetched, if it may not.
+pub(crate) fn url_problem(url: &str) -> Option<&'static str> {
+    const BAD: &str = "a JWKS or discovery URL must use https (plain http only to a loopback \
+                       host), without user info";
+    let Ok(uri) = url.parse::<poem::http::Uri>() else {
+        return Some(BAD);
     };
-    let uri: poem::http::Uri = url.parse().map_err(|_| bad())?;
-    let authority = uri.authority().ok_or_else(bad)?;
+    let Some(authority) = uri.authority() else {
+        return Some(BAD);
+    };
     if authority.as_str().contains('@') {
-        return Err(bad());
+        return Some(BAD);
     }
     let host = authority.host().to_ascii_lowercase();
     let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]");
     match uri.scheme_str() {
-        Some("https") => Ok(()),
-        Some("http") if loopback => Ok(()),
-        _ => Err(bad()),
+        Some("https") => None,
+        Some("http") if loopback => None,
+        _ => Some(BAD),
     }
 }
 
-async fn fetch(agent: ureq::Agent, url: String) -> Result<String, ()> {
+/// The largest JWKS or discovery document read.
+const MAX_BODY: u64 = 1 << 20;
+
+/// GETs `url` (no redirects, 5 s, 1 MiB); the error says why, in words that
+/// hold no secret (the URL never carries credentials: see [`check_url`]).
+pub(crate) async fn fetch(agent: ureq::Agent, url: String) -> Result<String, String> {
     tokio::task::spawn_blocking(move || {
-        let mut resp = agent.get(&url).call().map_err(|_| ())?;
+        let mut resp = agent.get(&url).call().map_err(|e| match e {
+            ureq::Error::StatusCode(code) => format!("HTTP status {code}"),
+            ureq::Error::Timeout(_) => "no answer within 5 s".to_owned(),
+            ureq::Error::HostNotFound => "host not found".to_owned(),
+            ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
+                "the server redirected (redirects are not followed)".to_owned()
+            }
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused".to_owned()
+            }
+            // TLS failures arrive here, with rustls' reason in the message
+            // ("invalid peer certificate: UnknownIssuer").
+            ureq::Error::Io(e) => format!("I/O error: {e}"),
+            other => other.to_string(),
+        })?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!(
+                "HTTP status {} (redirects are not followed)",
+                status.as_u16()
+            ));
+        }
         resp.body_mut()
             .with_config()
-            .limit(1 << 20)
+            .limit(MAX_BODY)
             .read_to_string()
-            .map_err(|_| ())
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => "the body exceeds 1 MiB".to_owned(),
+                other => format!("unreadable body: {other}"),
+            })
     })
     .await
-    .map_err(|_| ())?
+    .map_err(|_| "the fetch task failed".to_owned())?
 }
 
-/// The algorithm a JWK is bound to, or `None` for keys not usable here.
-fn bound_algorithm(jwk: &Jwk) -> Option<Algorithm> {
+/// The algorithm a JWK is bound to, or `None` for keys not usable here: its
+/// `alg` if that is accepted, else the first accepted algorithm its key type
+/// allows.
+fn bound_algorithm(jwk: &Jwk, accepted: &[Algorithm]) -> Option<Algorithm> {
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return None;
     }
@@ -142,31 +218,25 @@ fn bound_algorithm(jwk: &Jwk) -> Option<Algorithm> {
         }
         _ => false,
     };
-    let alg = match (declared, &jwk.algorithm) {
-        (Some(a), _) => a,
-        (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
-        (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P256 => {
-            Algorithm::ES256
-        }
-        (None, AlgorithmParameters::EllipticCurve(p)) if p.curve == EllipticCurve::P384 => {
-            Algorithm::ES384
-        }
-        (None, AlgorithmParameters::OctetKeyPair(p)) if p.curve == EllipticCurve::Ed25519 => {
-            Algorithm::EdDSA
-        }
-        _ => return None,
-    };
-    family_ok(alg).then_some(alg)
+    match (jwk.common.key_algorithm, declared) {
+        // An `alg` this client does not support (HS256, RSA-OAEP, ...): unusable.
+        (Some(_), None) => None,
+        (_, Some(a)) => (accepted.contains(&a) && family_ok(a)).then_some(a),
+        (None, None) => accepted.iter().copied().find(|a| family_ok(*a)),
+    }
 }
 
-fn parse_set(body: &str) -> Option<HashMap<String, (Algorithm, DecodingKey)>> {
+fn parse_set(
+    body: &str,
+    accepted: &[Algorithm],
+) -> Option<HashMap<String, (Algorithm, DecodingKey)>> {
     let set: JwkSet = serde_json::from_str(body).ok()?;
     let keys: HashMap<_, _> = set
         .keys
         .iter()
         .filter_map(|jwk| {
             let kid = jwk.common.key_id.clone()?;
-            let alg = bound_algorithm(jwk)?;
+            let alg = bound_algorithm(jwk, accepted)?;
             let key = DecodingKey::from_jwk(jwk).ok()?;
             Some((kid, (alg, key)))
         })
@@ -176,58 +246,145 @@ fn parse_set(body: &str) -> Option<HashMap<String, (Algorithm, DecodingKey)>> {
 
 impl JwksClient {
     /// A client for the JWKS document at `url`.
+    ///
+    /// ```
+    /// use secure_runtime::JwksClient;
+    /// assert!(JwksClient::new("https://login.example.com/jwks").is_ok());
+    /// let err = JwksClient::new("http://login.example.com/jwks").unwrap_err();
+    /// assert!(err.to_string().contains("must use https"));
+    /// ```
     pub fn new(url: impl Into<String>) -> Result<Self, ConfigError> {
         let url = url.into();
         check_url(&url)?;
-        Ok(JwksClient(Arc::new(Inner {
+        Ok(Self::with(Settings {
             url,
-            agent: agent(),
-            cache: RwLock::new(Cache::default()),
-            fetching: Arc::new(tokio::sync::Mutex::new(())),
+            issuer: None,
+            algorithms: ASYMMETRIC.to_vec(),
             refresh_every: Duration::from_secs(900),
             min_refetch: Duration::from_secs(60),
-        })))
+            trust: HttpsTrust::default(),
+        }))
     }
 
-    /// Reads `{issuer}/.well-known/openid-configuration` and uses its
-    /// `jwks_uri` (which must itself be https, or loopback http).
-    pub async fn from_discovery(issuer: &str) -> Result<Self, ConfigError> {
-        let issuer = issuer.trim_end_matches('/');
-        let url = format!("{issuer}/.well-known/openid-configuration");
-        check_url(&url)?;
-        let body = fetch(agent(), url)
-            .await
-            .map_err(|_| ConfigError::new("cannot read the discovery document"))?;
-        let doc: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|_| ConfigError::new("the discovery document is not JSON"))?;
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| ConfigError::new("the discovery document has no jwks_uri"))?;
-        Self::new(jwks_uri)
-    }
-
-    fn rebuild(&self, f: impl FnOnce(&mut Duration, &mut Duration)) -> Self {
-        let (mut every, mut min) = (self.0.refresh_every, self.0.min_refetch);
-        f(&mut every, &mut min);
+    fn with(settings: Settings) -> Self {
         JwksClient(Arc::new(Inner {
-            url: self.0.url.clone(),
-            agent: self.0.agent.clone(),
+            agent: settings.trust.agent(),
+            settings,
             cache: RwLock::new(Cache::default()),
             fetching: Arc::new(tokio::sync::Mutex::new(())),
-            refresh_every: every,
-            min_refetch: min,
         }))
+    }
+
+    /// Reads `{issuer}/.well-known/openid-configuration` (OpenID Connect
+    /// Discovery 1.0), requires its `issuer` to be exactly `issuer` (§4.3)
+    /// and uses its `jwks_uri` (https, or loopback http) and its advertised
+    /// signing algorithms. The issuer is then known to
+    /// [`JwtConfig`](crate::JwtConfig): given again, it must be the same.
+    ///
+    /// [`JwtConfig::discover`](crate::JwtConfig::discover) does all of this
+    /// in one call, and falls back to RFC 8414 metadata.
+    pub async fn from_discovery(issuer: &str) -> Result<Self, ConfigError> {
+        crate::verify::discovery::ProviderMetadata::openid_configuration(issuer)
+            .await?
+            .jwks_client()
+    }
+
+    /// For a client made from provider metadata.
+    pub(crate) fn discovered(
+        jwks_uri: &str,
+        issuer: &str,
+        algorithms: Vec<Algorithm>,
+        trust: HttpsTrust,
+    ) -> Result<Self, ConfigError> {
+        check_url(jwks_uri)?;
+        Ok(Self::with(Settings {
+            url: jwks_uri.to_owned(),
+            issuer: Some(issuer.to_owned()),
+            algorithms,
+            refresh_every: Duration::from_secs(900),
+            min_refetch: Duration::from_secs(60),
+            trust,
+        }))
+    }
+
+    fn rebuild(&self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.0.settings.clone();
+        f(&mut settings);
+        Self::with(settings)
     }
 
     /// How old the cached set may get before it is refreshed (default 15 min).
     pub fn refresh_every(self, d: Duration) -> Self {
-        self.rebuild(|every, _| *every = d)
+        self.rebuild(|s| s.refresh_every = d)
     }
 
     /// The least time between two fetches caused by unknown `kid`s (default 60 s).
     pub fn min_refetch_interval(self, d: Duration) -> Self {
-        self.rebuild(|_, min| *min = d)
+        self.rebuild(|s| s.min_refetch = d)
+    }
+
+    /// The certificate authorities trusted for the JWKS fetch (default: the
+    /// system's, [`HttpsTrust::system`]).
+    pub fn https_trust(self, trust: HttpsTrust) -> Self {
+        self.rebuild(|s| s.trust = trust)
+    }
+
+    /// The accepted signature algorithms, in order of preference (default:
+    /// RS256, ES256, ES384, EdDSA, RS384, RS512, PS256, PS384, PS512;
+    /// discovery sets the provider's advertised ones).
+    ///
+    /// A key whose JWK names an `alg` outside this list is ignored. A key
+    /// without `alg` is bound to the first algorithm of the list that its
+    /// type allows — an RSA key to PS256 with `[PS256]`, say — and a token
+    /// naming any other algorithm is refused. Only asymmetric algorithms can
+    /// be listed.
+    ///
+    /// ```
+    /// use secure_runtime::{Algorithm, JwksClient};
+    /// let jwks = JwksClient::new("https://login.example.com/jwks")
+    ///     .unwrap()
+    ///     .algorithms([Algorithm::PS256, Algorithm::ES384])
+    ///     .unwrap();
+    /// # let _ = jwks;
+    /// // HMAC has no place in a JWKS of public keys:
+    /// let err = JwksClient::new("https://login.example.com/jwks")
+    ///     .unwrap()
+    ///     .algorithms([Algorithm::HS256])
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("HS256"));
+    /// ```
+    pub fn algorithms(
+        self,
+        algorithms: impl IntoIterator<Item = Algorithm>,
+    ) -> Result<Self, ConfigError> {
+        let mut list = Vec::new();
+        for a in algorithms {
+            if !ASYMMETRIC.contains(&a) {
+                return Err(ConfigError::new(format!(
+                    "{a:?} cannot verify tokens with keys of a JWKS: list asymmetric \
+                     algorithms (RS256/384/512, PS256/384/512, ES256, ES384, EdDSA)"
+                )));
+            }
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        }
+        if list.is_empty() {
+            return Err(ConfigError::new(
+                "a JWKS client needs at least one accepted algorithm",
+            ));
+        }
+        Ok(self.rebuild(|s| s.algorithms = list))
+    }
+
+    /// The JWKS URL.
+    pub fn url(&self) -> &str {
+        &self.0.settings.url
+    }
+
+    /// The accepted algorithms, in order of preference.
+    pub fn accepted_algorithms(&self) -> &[Algorithm] {
+        &self.0.settings.algorithms
     }
 
     /// `(key, have a set, stale, may fetch now)`.
@@ -238,10 +395,10 @@ impl JwksClient {
         let have_set = c.keys.is_some();
         let stale = c
             .fetched_at
-            .is_none_or(|t| now.duration_since(t) >= self.0.refresh_every);
+            .is_none_or(|t| now.duration_since(t) >= self.0.settings.refresh_every);
         let may_fetch = c
             .attempted_at
-            .is_none_or(|t| now.duration_since(t) >= self.0.min_refetch);
+            .is_none_or(|t| now.duration_since(t) >= self.0.settings.min_refetch);
         (found, have_set, stale, may_fetch)
     }
 
@@ -257,19 +414,26 @@ impl JwksClient {
             let mut c = self.0.cache.write().unwrap_or_else(|p| p.into_inner());
             c.attempted_at = Some(Instant::now());
         }
-        match fetch(self.0.agent.clone(), self.0.url.clone())
+        let settings = &self.0.settings;
+        let fetched = fetch(self.0.agent.clone(), settings.url.clone())
             .await
-            .ok()
-            .and_then(|b| parse_set(&b))
-        {
-            Some(keys) => {
+            .and_then(|b| {
+                parse_set(&b, &settings.algorithms).ok_or_else(|| "not a JWK set".to_owned())
+            });
+        match fetched {
+            Ok(keys) => {
                 let mut c = self.0.cache.write().unwrap_or_else(|p| p.into_inner());
                 c.keys = Some(keys);
                 c.fetched_at = Some(Instant::now());
                 true
             }
-            None => {
-                tracing::warn!(target: AUDIT_TARGET, event = "jwks_fetch_failed");
+            Err(cause) => {
+                tracing::warn!(
+                    target: AUDIT_TARGET,
+                    event = "jwks_fetch_failed",
+                    url = %settings.url,
+                    cause = %cause
+                );
                 false
             }
         }
@@ -277,6 +441,10 @@ impl JwksClient {
 }
 
 impl KeySource for JwksClient {
+    fn issuer(&self) -> Option<&str> {
+        self.0.settings.issuer.as_deref()
+    }
+
     fn key<'a>(
         &'a self,
         kid: &'a str,

@@ -274,15 +274,20 @@ impl LoginLimits {
         username: &str,
     ) -> Result<LoginAttempt, AuthRejection> {
         let user = normalize(username);
+        let key_ip = security.rate_key_ip(ip);
         let limits = [
             self.per_ip_username.map(|r| {
                 (
                     FailureLimit::new(Self::IP_USERNAME_BUCKET, r),
-                    PartitionKey::IpUser(ip, &user),
+                    PartitionKey::IpUser(key_ip, &user),
                 )
             }),
-            self.per_ip
-                .map(|r| (FailureLimit::new(Self::IP_BUCKET, r), PartitionKey::Ip(ip))),
+            self.per_ip.map(|r| {
+                (
+                    FailureLimit::new(Self::IP_BUCKET, r),
+                    PartitionKey::Ip(key_ip),
+                )
+            }),
             self.per_username.map(|r| {
                 (
                     FailureLimit::new(Self::USERNAME_BUCKET, r),

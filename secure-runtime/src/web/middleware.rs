@@ -56,9 +56,32 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
         if let Some(pending) = req.extensions().get::<ClientIpPending>() {
             pending.record(self.security.client_ip(&req));
         }
+        // A response to a request that carried the API key is never cached
+        // (Authorization and Cookie: Hardening's rule, and RFC 9111).
+        let keyed = req.headers().contains_key(self.security.api_key_header());
         req.extensions_mut().insert(self.security.clone());
         req.extensions_mut()
             .insert(std::sync::Arc::new(RequestAuth::default()));
+        if keyed {
+            let result = self.respond(req).await;
+            let mut resp = match result {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            };
+            if !resp.headers().contains_key(header::CACHE_CONTROL) {
+                resp.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    poem::http::HeaderValue::from_static("no-store"),
+                );
+            }
+            return Ok(resp);
+        }
+        self.respond(req).await
+    }
+}
+
+impl<E: Endpoint> SecurityEndpoint<E> {
+    async fn respond(&self, mut req: Request) -> PoemResult<Response> {
         if !self.security.rate_headers() {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         }
@@ -187,19 +210,26 @@ pub(crate) fn presented<'r>(
     req: &'r Request,
 ) -> Result<Credentials<'r>, AuthRejection> {
     let kinds = policy.auth();
-    let authz = single_header(req, &header::AUTHORIZATION)?.and_then(|v| {
-        let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
-        let rest = rest.trim_matches(' ');
-        if rest.is_empty() {
-            None
-        } else if scheme.eq_ignore_ascii_case("bearer") && kinds.accepts_bearer() {
-            Some(Presented::Bearer(rest))
-        } else if scheme.eq_ignore_ascii_case("basic") && kinds.accepts_basic() {
-            Some(Presented::Basic(rest))
-        } else {
-            None
+    let authz = match single_header(req, &header::AUTHORIZATION)? {
+        None => None,
+        Some(v) => {
+            let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+            let rest = rest.trim_matches(' ');
+            if rest.is_empty() {
+                None
+            } else if scheme.eq_ignore_ascii_case("bearer") && kinds.accepts_bearer() {
+                Some(Presented::Bearer(rest))
+            } else if scheme.eq_ignore_ascii_case("basic") && kinds.accepts_basic() {
+                Some(Presented::Basic(rest))
+            } else {
+                // A credential this route does not take is refused, never
+                // treated as absent (on a public route too).
+                tracing::info!(target: AUDIT_TARGET, event = "credential_refused",
+                    route = policy.id(), reason = "unsupported Authorization scheme");
+                return Err(AuthRejection::new(RejectionKind::UnsupportedScheme(kinds)));
+            }
         }
-    });
+    };
     let api_key = if kinds.accepts_api_key() {
         single_header(req, api_key_header)?
             .map(|v| v.trim_matches(' '))

@@ -53,10 +53,16 @@ impl ResponseError for AuthRejection {
     }
 
     fn as_response(&self) -> Response {
-        let mut resp = problem(self.status(), self.detail());
+        let mut resp = match self.kind() {
+            RejectionKind::Unmet(what) => problem(
+                self.status(),
+                &format!("The caller may not perform this operation: it needs {what}."),
+            ),
+            _ => problem(self.status(), self.detail()),
+        };
         let headers = resp.headers_mut();
         match self.kind() {
-            RejectionKind::Missing(kinds) => {
+            RejectionKind::Missing(kinds) | RejectionKind::UnsupportedScheme(kinds) => {
                 for v in challenges(*kinds, None) {
                     headers.append(header::WWW_AUTHENTICATE, v);
                 }

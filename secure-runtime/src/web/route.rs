@@ -90,13 +90,13 @@ macro_rules! protected_with {
             ///
             /// ```
             /// use poem::{handler, middleware::AddData};
-            /// use poem_secure::{route::{get, Route}, secure};
+            /// use secure_runtime::route::{get, public, Route};
             ///
-            /// #[secure]
             /// #[handler]
             /// async fn items() -> &'static str { "items" }
             ///
-            /// let app = Route::new().at("/items", get(items).with(AddData::new(7u32)));
+            /// // (`#[secure]` handlers, from the `poem-secure` facade, alike.)
+            /// let app = Route::new().at("/items", get(public(items)).with(AddData::new(7u32)));
             /// # let _ = app;
             /// ```
             #[must_use]

@@ -53,6 +53,7 @@ pub struct Security(Arc<Inner>);
 struct Inner {
     decider: Decider,
     client_ip: TrustedProxies,
+    ip_prefix: (u8, u8),
     api_key_header: HeaderName,
     extensions: poem::http::Extensions,
 }
@@ -84,6 +85,7 @@ pub struct SecurityBuilder {
     rate_dry_run: bool,
     rate_headers: bool,
     api_key_header: Option<String>,
+    ip_prefix: Option<(u8, u8)>,
     /// What upper layers (the issuer) attach to the configuration.
     pub(crate) extensions: poem::http::Extensions,
 }
@@ -166,9 +168,10 @@ impl SecurityBuilder {
             .extend(cidrs.into_iter().map(Into::into));
         self
     }
-    /// Keys that bypass every rate limit: compared with the authenticated
-    /// subject (`user`, `ip_user` keys), the API key id (`api_key`) and the
-    /// value of a custom `rate_key` function.
+    /// Keys that bypass route rate limits: compared with the authenticated
+    /// subject (`user`, `ip_user` keys) and the API key id (`api_key`) only —
+    /// never with a user name submitted to a login, nor with a custom
+    /// `rate_key` value, which a client could choose.
     pub fn rate_limit_allow_keys<I, S>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -189,6 +192,23 @@ impl SecurityBuilder {
     /// response of a rate-limited route, not only to its 429s (default off).
     pub fn rate_limit_headers(mut self, on: bool) -> Self {
         self.rate_headers = on;
+        self
+    }
+    /// How client addresses are counted by every per-IP limit (route limits
+    /// keyed by `ip` or `ip_user`, the login limits): IPv4 by its first
+    /// `v4_bits` bits (default 32: the address), IPv6 by its first
+    /// `v6_bits` (default 64: one host usually holds a whole /64, so a
+    /// finer key gives it unlimited buckets). IPv6 accepts 48 to 128, IPv4
+    /// 16 to 32; anything else fails [`build`](Self::build). Logs keep the
+    /// full address.
+    ///
+    /// ```
+    /// use secure_runtime::Security;
+    /// assert!(Security::builder().client_ip_prefix(24, 56).build().is_ok());
+    /// assert!(Security::builder().client_ip_prefix(32, 32).build().is_err());
+    /// ```
+    pub fn client_ip_prefix(mut self, v4_bits: u8, v6_bits: u8) -> Self {
+        self.ip_prefix = Some((v4_bits, v6_bits));
         self
     }
     /// The API key header (default `X-API-Key`). Keep it equal to the
@@ -221,6 +241,12 @@ impl SecurityBuilder {
         rate.dry_run = self.rate_dry_run;
         rate.headers = self.rate_headers;
         let client_ip = TrustedProxies::new(&self.trusted_proxies)?.header(self.forwarded_header);
+        let (v4_bits, v6_bits) = self.ip_prefix.unwrap_or((32, 64));
+        if !(16..=32).contains(&v4_bits) || !(48..=128).contains(&v6_bits) {
+            return Err(ConfigError::new(format!(
+                "client_ip_prefix({v4_bits}, {v6_bits}): IPv4 takes 16 to 32 bits, IPv6 48 to 128"
+            )));
+        }
         Ok(Security(Arc::new(Inner {
             decider: Decider {
                 jwt,
@@ -230,6 +256,7 @@ impl SecurityBuilder {
                 rate,
             },
             client_ip,
+            ip_prefix: (v4_bits, v6_bits),
             api_key_header,
             extensions: self.extensions,
         })))
@@ -368,6 +395,30 @@ impl Security {
         self.0.client_ip.client_ip(peer, req.headers())
     }
 
+    /// The client IP of `req` as per-IP limits count it: its network under
+    /// [`client_ip_prefix`](SecurityBuilder::client_ip_prefix) (IPv6 by /64
+    /// by default).
+    ///
+    /// ```
+    /// use secure_runtime::Security;
+    /// let s = Security::builder().build().unwrap();
+    /// let ip = "2001:db8:1:2:aaaa::7".parse().unwrap();
+    /// assert_eq!(s.rate_key_ip(Some(ip)), Some("2001:db8:1:2::".parse().unwrap()));
+    /// let v4 = "192.0.2.7".parse().unwrap();
+    /// assert_eq!(s.rate_key_ip(Some(v4)), Some(v4));
+    /// ```
+    pub fn rate_key_ip(&self, ip: Option<IpAddr>) -> Option<IpAddr> {
+        let (v4, v6) = self.0.ip_prefix;
+        ip.map(|ip| match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                ipnet::Ipv4Net::new(a, v4).map_or(IpAddr::V4(a), |n| IpAddr::V4(n.network()))
+            }
+            IpAddr::V6(a) => {
+                ipnet::Ipv6Net::new(a, v6).map_or(IpAddr::V6(a), |n| IpAddr::V6(n.network()))
+            }
+        })
+    }
+
     /// Whether access tokens can be issued (a signing key is configured).
     pub fn can_issue_tokens(&self) -> bool {
         self.0
@@ -422,17 +473,24 @@ impl Security {
         slots: &'r Slots,
     ) -> Result<Decision<'r>, AuthRejection> {
         let creds = presented(policy, &self.0.api_key_header, req)?;
+        let ip = self.client_ip(req);
         Ok(Decision::new(
             &self.0.decider,
             policy,
             Input {
                 creds,
-                ip: self.client_ip(req),
+                ip,
+                ip_key: self.rate_key_ip(ip),
                 req,
                 slots,
                 rate_slot: req.extensions().get::<RateSlot>(),
             },
         ))
+    }
+
+    /// The configured API key header.
+    pub(crate) fn api_key_header(&self) -> &HeaderName {
+        &self.0.api_key_header
     }
 
     /// Whether `rate_limit_headers(true)` was set.

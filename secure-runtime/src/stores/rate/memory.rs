@@ -54,15 +54,10 @@ const MAX_SHARDS: usize = 64;
 ///
 /// # Time
 ///
-/// Admissions read a shared clock that a background thread
-/// (`poem-secure-clock`, running while any in-memory limiter exists) advances
-/// every millisecond — one atomic load instead of a 20–30 ns system call. A
-/// check that clock would refuse is decided again with the exact time, so a
-/// refusal and its `Retry-After` are always exact. The clock only trails real
-/// time, by about a millisecond: the limit is exact with respect to it, which
-/// in real time means at most one extra admission in a window that ends
-/// within that millisecond of the GCRA boundary. [`with_clock`](Self::with_clock)
-/// replaces it with a [`ManualClock`] in tests.
+/// Admissions read the system's monotonic clock once per check (no
+/// background thread); limits and `Retry-After` are exact.
+/// [`with_clock`](Self::with_clock) replaces it with a [`ManualClock`] in
+/// tests.
 ///
 /// Two keys share a counter only if their 64-bit SipHash fingerprints
 /// (keyed with a random per-process key) collide: with `n` keys stored,
@@ -159,7 +154,7 @@ impl MemoryRateLimiter {
         let max_keys = max_keys.max(1);
         let shards = (max_keys / 256).next_power_of_two().clamp(1, MAX_SHARDS);
         MemoryRateLimiter {
-            clock: Clock::shared(),
+            clock: Clock::system(),
             hasher: RandomState::new(),
             shards: (0..shards)
                 .map(|_| Shard(Mutex::new(Table::default())))
@@ -226,12 +221,7 @@ impl MemoryRateLimiter {
         let now = self.clock.nanos();
         let o = match table.get_mut(&fp) {
             Some(tat) => {
-                let mut o = g.check(Some(*tat), now);
-                if !o.allowed && self.clock.is_coarse() {
-                    // The millisecond clock trails real time: never refuse,
-                    // nor compute a wait, on its account.
-                    o = g.check(Some(*tat), self.clock.precise_nanos());
-                }
+                let o = g.check(Some(*tat), now);
                 *tat = o.tat;
                 o
             }
@@ -402,8 +392,7 @@ mod tests {
 
     #[test]
     fn with_the_shared_clock_waiting_retry_after_is_enough() {
-        // The default clock trails real time by up to a millisecond; a
-        // refusal is re-decided with the exact time, so its wait is exact.
+        // With the system clock, waiting the announced time is enough.
         let lim = MemoryRateLimiter::new();
         let r = Rate::new(20, 1).with_burst(1);
         for _ in 0..20 {

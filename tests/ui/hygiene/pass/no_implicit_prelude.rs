@@ -9,7 +9,7 @@
 mod api {
     use ::poem_openapi;
 
-    #[::poem_secure::secure(scopes = "items", roles = all("a", "b"), rate = "5/min", permissions = "p", check = allow)]
+    #[::poem_secure::secure(scopes = "items", roles = all("a", "b"), rate = "5/min", permissions = "p", check = allow, any(roles = "c", all(permissions = "q", scopes = "s")))]
     #[::poem::handler]
     pub async fn items(who: ::poem_secure::Principal) -> ::std::string::String {
         ::std::borrow::ToOwned::to_owned(who.subject())
@@ -32,7 +32,7 @@ mod api {
 
     #[::poem_openapi::OpenApi]
     impl Api {
-        #[::poem_secure::secure(scopes = "notes:read", auth = any(bearer, api_key), rate = "1/s")]
+        #[::poem_secure::secure(scopes = "notes:read", auth = any(bearer, api_key), rate = "1/s", any(roles = "r", permissions = "p"))]
         #[oai(path = "/notes", method = "get")]
         async fn list(&self) -> ::poem_openapi::payload::PlainText<&'static str> {
             ::poem_openapi::payload::PlainText("notes")

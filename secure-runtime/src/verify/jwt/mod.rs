@@ -7,16 +7,29 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+mod claims;
+mod decode;
+mod options;
+mod select;
+
 pub use jsonwebtoken::Algorithm;
+pub(crate) use select::{Expect, OpaqueTokens};
+
+use claims::{check_iat, media_type, principal_from_claims, principal_from_mapped, VerifiedClaims};
 use jsonwebtoken::{
     jwk::{Jwk, JwkSet},
     DecodingKey, EncodingKey, Header, Validation,
 };
+use select::looks_like_jwt;
 use serde_json::{Map, Value};
 
 use crate::{
-    model::answer::Answer, model::answer::BoxFuture, model::principal::CredentialKind,
-    model::principal::Principal, ConfigError,
+    model::{
+        answer::{Answer, BoxFuture},
+        principal::Principal,
+    },
+    verify::claims::ClaimMapping,
+    ConfigError,
 };
 
 /// The largest clock-skew leeway accepted for `exp`/`nbf`.
@@ -48,6 +61,14 @@ pub enum TokenError {
     Revoked,
     /// No key with the token's `kid` (or no `kid` where several keys exist).
     UnknownKey,
+    /// The header lists `crit` extensions, none of which this verifier
+    /// understands (RFC 7515 §4.1.11).
+    Critical,
+    /// `iat` missing (RFC 9068 §2.2 requires it), not a number, or in the
+    /// future beyond the leeway.
+    IssuedAt,
+    /// An opaque token the introspection endpoint calls inactive (RFC 7662).
+    Inactive,
 }
 
 impl fmt::Display for TokenError {
@@ -64,6 +85,9 @@ impl fmt::Display for TokenError {
             TokenError::Type => "wrong typ header",
             TokenError::Revoked => "revoked",
             TokenError::UnknownKey => "unknown key id",
+            TokenError::Critical => "unsupported crit header",
+            TokenError::IssuedAt => "missing or future iat",
+            TokenError::Inactive => "inactive token",
         };
         f.write_str(s)
     }
@@ -79,6 +103,13 @@ pub trait KeySource: Send + Sync + 'static {
         &'a self,
         kid: &'a str,
     ) -> BoxFuture<'a, Result<Option<(Algorithm, DecodingKey)>, KeySourceDown>>;
+
+    /// The issuer whose keys these are, when the source knows it (a
+    /// discovered JWKS): [`JwtConfig`] then takes it as its issuer, and
+    /// refuses to build with another one.
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A [`KeySource`] has no usable key set (fail closed: 503).
@@ -105,8 +136,12 @@ struct SigningKey {
 ///
 /// Defaults: the algorithm pinned per key (the token's own `alg` is never
 /// trusted), `iss` and `aud` required and checked, `exp` and `sub` required,
-/// `nbf` honoured, leeway 30 s (at most 60), header `typ` = `at+jwt`
-/// required, access tokens valid for 15 minutes.
+/// `nbf` honoured, `iat` required and not in the future (RFC 9068), leeway
+/// 30 s (at most 60), header `typ` = `at+jwt` required, any `crit` header
+/// refused (no extension is understood, RFC 7515 §4.1.11), roles, permissions
+/// and scopes read from `roles`, `permissions` and `scope`
+/// ([`claims`](Self::claims) maps others), access tokens valid for 15
+/// minutes.
 ///
 /// ```
 /// use secure_runtime::JwtConfig;
@@ -124,12 +159,19 @@ pub struct JwtConfig {
     keys: Vec<VerifyKey>,
     signing: Option<SigningKey>,
     source: Option<Arc<dyn KeySource>>,
+    /// Tokens that are not JWTs go here (RFC 7662 introspection).
+    pub(crate) opaque: Option<Arc<dyn OpaqueTokens>>,
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
     typ: Option<Vec<String>>,
     access_ttl_secs: u64,
     error: Option<ConfigError>,
+    /// `None`: the standard claims, read by the fast typed path.
+    claims: Option<Arc<ClaimMapping>>,
+    require_iat: bool,
+    /// Configurations for other issuers ([`JwtConfig::also_accept`]).
+    also: Vec<JwtConfig>,
 }
 
 impl fmt::Debug for JwtConfig {
@@ -188,12 +230,16 @@ impl JwtConfig {
             keys: Vec::new(),
             signing: None,
             source: None,
+            opaque: None,
             issuer: None,
             audience: None,
             leeway: 30,
             typ: Some(vec!["at+jwt".to_owned(), "application/at+jwt".to_owned()]),
             access_ttl_secs: 900,
             error: None,
+            claims: None,
+            require_iat: true,
+            also: Vec::new(),
         }
     }
 
@@ -373,14 +419,18 @@ impl JwtConfig {
         self
     }
 
-    pub(crate) fn build(self) -> Result<JwtVerifier, ConfigError> {
+    pub(crate) fn build(mut self) -> Result<JwtVerifier, ConfigError> {
+        let others = self.build_others()?;
+        let primary = self.build_one()?;
+        select::check_issuers(&primary.issuer, &others)?;
+        Ok(JwtVerifier(Arc::new(VerifierInner { others, ..primary })))
+    }
+
+    fn build_one(self) -> Result<VerifierInner, ConfigError> {
         if let Some(e) = self.error.clone() {
             return Err(e);
         }
-        let issuer = self
-            .issuer
-            .clone()
-            .ok_or_else(|| ConfigError::new("JWT issuer (iss) is not configured"))?;
+        let issuer = self.resolve_issuer()?;
         let audience = self
             .audience
             .clone()
@@ -423,12 +473,13 @@ impl JwtConfig {
             (alg, v)
         })
         .collect();
-        Ok(JwtVerifier(Arc::new(VerifierInner {
+        Ok(VerifierInner {
             config: self,
             validations,
             issuer,
             audience,
-        })))
+            others: Vec::new(),
+        })
     }
 }
 
@@ -441,6 +492,8 @@ struct VerifierInner {
     validations: Vec<(Algorithm, Validation)>,
     issuer: String,
     audience: String,
+    /// The verifiers of other issuers ([`JwtConfig::also_accept`]).
+    others: Vec<JwtVerifier>,
 }
 
 /// Where a bearer's verification failed: the token (401) or the key source (503).
@@ -480,6 +533,25 @@ impl JwtVerifier {
     /// [`verify_now`](Self::verify_now) leaves): looks the `kid` up (may
     /// fetch); only that key's algorithm is accepted.
     pub(crate) async fn verify_with_source(&self, token: &str) -> Result<Principal, VerifyError> {
+        match self.select(token) {
+            Some(v) => v.verify_with_source_one(token).await,
+            None => Err(TokenError::Issuer.into()),
+        }
+    }
+
+    async fn verify_with_source_one(&self, token: &str) -> Result<Principal, VerifyError> {
+        if let Some(opaque) = &self.0.config.opaque {
+            if !looks_like_jwt(token) {
+                let cfg = &self.0.config;
+                let expect = Expect {
+                    issuer: &self.0.issuer,
+                    audience: &self.0.audience,
+                    leeway: cfg.leeway,
+                    mapping: cfg.claims.as_deref(),
+                };
+                return opaque.verify(token, expect).await;
+            }
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         match (&self.0.config.source, header.kid.as_deref()) {
             (Some(source), Some(kid)) => match source.key(kid).await {
@@ -496,7 +568,17 @@ impl JwtVerifier {
     /// `None` when the token names a key only the key source can answer
     /// ([`verify_with_source`](Self::verify_with_source)).
     pub(crate) fn verify_now(&self, token: &str) -> Option<Result<Principal, VerifyError>> {
+        match self.select(token) {
+            Some(v) => v.verify_now_one(token),
+            None => Some(Err(TokenError::Issuer.into())),
+        }
+    }
+
+    fn verify_now_one(&self, token: &str) -> Option<Result<Principal, VerifyError>> {
         let cfg = &self.0.config;
+        if cfg.opaque.is_some() && !looks_like_jwt(token) {
+            return None;
+        }
         // Fast path: one static key and no key source — no separate header parse.
         if cfg.source.is_none() && cfg.keys.len() == 1 {
             if let Some(k) = cfg.keys.first() {
@@ -526,44 +608,6 @@ impl JwtVerifier {
             (Some(_), Some(_)) => None,
             _ => Some(Err(TokenError::UnknownKey.into())),
         }
-    }
-
-    fn decode(
-        &self,
-        token: &str,
-        alg: Algorithm,
-        key: &DecodingKey,
-    ) -> Result<Principal, TokenError> {
-        use jsonwebtoken::errors::ErrorKind as K;
-        let validation = self.validation(alg).ok_or(TokenError::Algorithm)?;
-        let data =
-            jsonwebtoken::decode::<VerifiedClaims>(token, key, validation).map_err(|e| match e
-                .kind()
-            {
-                K::InvalidSignature => TokenError::Signature,
-                K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
-                    TokenError::Algorithm
-                }
-                K::ExpiredSignature => TokenError::Expired,
-                K::ImmatureSignature => TokenError::NotYetValid,
-                K::InvalidIssuer => TokenError::Issuer,
-                K::InvalidAudience => TokenError::Audience,
-                K::MissingRequiredClaim(c) => match c.as_str() {
-                    "exp" => TokenError::Expired,
-                    "iss" => TokenError::Issuer,
-                    "aud" => TokenError::Audience,
-                    "sub" => TokenError::Subject,
-                    _ => TokenError::Malformed,
-                },
-                _ => TokenError::Malformed,
-            })?;
-        if let Some(accepted) = &self.0.config.typ {
-            let typ = data.header.typ.as_deref().unwrap_or("");
-            if !accepted.iter().any(|a| a.eq_ignore_ascii_case(typ)) {
-                return Err(TokenError::Type);
-            }
-        }
-        principal_from_claims(data.claims, token)
     }
 
     pub(crate) fn access_ttl_secs(&self) -> u64 {
@@ -653,130 +697,4 @@ pub(crate) fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// A claim holding names: a JSON array of strings or a space-separated string.
-#[derive(Default)]
-struct Names(Vec<String>);
-
-impl<'de> serde::Deserialize<'de> for Names {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A visitor rather than an untagged enum: that one buffers the value
-        // and builds (then drops) a type error for every list it meets.
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Names;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a space-separated string or a list of strings")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Names, E> {
-                Ok(Names(
-                    s.split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                ))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Names, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(32));
-                while let Some(name) = seq.next_element::<String>()? {
-                    v.push(name);
-                }
-                Ok(Names(v))
-            }
-            fn visit_none<E: serde::de::Error>(self) -> Result<Names, E> {
-                Ok(Names(Vec::new()))
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Names, E> {
-                Ok(Names(Vec::new()))
-            }
-        }
-        d.deserialize_any(Visit)
-    }
-}
-
-/// Only the claims authorization reads; any other claim is skipped here and
-/// parsed on demand by [`Principal::claims`]. A claim of the wrong type fails
-/// the whole token.
-#[derive(serde::Deserialize)]
-struct VerifiedClaims {
-    #[serde(default)]
-    sub: Option<Value>,
-    /// RFC 9068: a space-separated string.
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    roles: Names,
-    #[serde(default)]
-    permissions: Names,
-    #[serde(default)]
-    jti: Option<String>,
-    #[serde(default)]
-    exp: Option<Value>,
-    /// The session (refresh family), for session-wide revocation.
-    #[serde(default)]
-    sid: Option<Value>,
-}
-
-fn principal_from_claims(claims: VerifiedClaims, token: &str) -> Result<Principal, TokenError> {
-    let subject = match claims.sub {
-        Some(Value::String(s)) if !s.is_empty() => s,
-        _ => return Err(TokenError::Subject),
-    };
-    let scopes: Vec<String> = claims
-        .scope
-        .as_deref()
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let exp = claims.exp.as_ref().and_then(Value::as_u64);
-    let payload = token.split('.').nth(1).unwrap_or("");
-    Ok(Principal::builder(CredentialKind::Bearer, subject)
-        .scopes(scopes)
-        .roles(claims.roles.0)
-        .permissions(claims.permissions.0)
-        .token(claims.jti, exp)
-        .session(match claims.sid {
-            Some(Value::String(s)) => Some(s),
-            _ => None,
-        })
-        .jwt_payload(payload)
-        .build())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Names;
-
-    fn names(json: &str) -> Result<Vec<String>, serde_json::Error> {
-        serde_json::from_str::<Names>(json).map(|n| n.0)
-    }
-
-    #[test]
-    fn names_read_a_spaced_string_a_list_or_null() {
-        assert_eq!(names(r#""a  b c""#).unwrap(), ["a", "b", "c"]);
-        assert_eq!(names(r#"["a b", "c"]"#).unwrap(), ["a b", "c"]);
-        assert_eq!(names("[]").unwrap(), Vec::<String>::new());
-        assert_eq!(names(r#""""#).unwrap(), Vec::<String>::new());
-        assert_eq!(names("null").unwrap(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn names_of_any_other_type_fail_the_token() {
-        for bad in [
-            "1",
-            "true",
-            r#"{"a": 1}"#,
-            r#"["a", 1]"#,
-            r#"[["a"]]"#,
-            "[null]",
-        ] {
-            assert!(names(bad).is_err(), "{bad} was accepted");
-        }
-    }
 }
