@@ -348,22 +348,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .access_ttl_secs(env_secs("ACCESS_TOKEN_TTL_SECS", 900)?);
 
     // In memory by default; with REDIS_URL, sessions, revocations, API keys
-    // and rate limits are shared by every instance.
+    // and rate limits are shared by every instance. REDIS_URL is one server
+    // (`redis://`), one over TLS (`rediss://`), or a Redis Cluster given as a
+    // comma-separated list of seed nodes; REDIS_CA_FILE replaces the system's
+    // roots for TLS with a private CA.
     let mut builder = Security::builder().jwt(jwt);
+    // The absolute lifetime of a session from its login, however often it
+    // rotates.
+    let session_max = env_secs("SESSION_MAX_SECS", poem_secure::DEFAULT_SESSION_MAX_SECS)?;
     let (sessions, keys): (Arc<dyn SessionStore>, ApiKeys) = match std::env::var("REDIS_URL") {
         Ok(url) => {
+            let mut target = poem_secure::RedisTarget::parse(&url)?;
+            if let Ok(ca) = std::env::var("REDIS_CA_FILE") {
+                target = target.ca_file(ca)?;
+            }
             builder = builder.rate_limiter(
-                poem_secure::RedisRateLimiter::builder(&url)
+                poem_secure::RedisRateLimiter::builder_for(target.clone())
                     .prefix("notes:rl:")
                     .build()?,
             );
+            // One connection (per server) for both credential stores.
+            let conn = target.connect(std::time::Duration::from_secs(5)).await?;
             (
-                Arc::new(poem_secure::RedisSessionStore::connect(&url, "notes:").await?),
-                ApiKeys::new(poem_secure::RedisApiKeyStore::connect(&url, "notes:").await?),
+                Arc::new(
+                    poem_secure::RedisSessionStore::new(conn.clone(), "notes:")?
+                        .max_secs(session_max),
+                ),
+                ApiKeys::new(poem_secure::RedisApiKeyStore::new(conn, "notes:")?),
             )
         }
         Err(_) => (
-            Arc::new(MemorySessionStore::new()),
+            Arc::new(MemorySessionStore::new().max_secs(session_max)),
             ApiKeys::new(MemoryApiKeyStore::new()),
         ),
     };

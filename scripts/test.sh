@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests need, installed only when missing.
 need_apt=()
-# The Redis-backed stores are tested against a real redis-server, which the
-# tests start themselves on a random port.
+# The Redis-backed stores are tested against real Redis deployments that the
+# tests start themselves on random ports: a plain server, a TLS-only server
+# (certificates made with openssl) and a Redis Cluster (redis-cli).
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # The Swagger UI of the reference service is tested in Debian's Chromium
 # (tests/notes_browser.rs), driven by playwright-core under Node.js.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)

@@ -176,9 +176,24 @@ async fn a_full_flow_logs_every_audit_event_and_no_secret() {
         .await
         .assert_status(StatusCode::BAD_REQUEST);
 
-    // Logout.
+    // The reuse ended the whole session: its latest access token too.
     cli.post("/auth/logout")
         .header("authorization", format!("Bearer {access2}"))
+        .send()
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+
+    // Logout, in a new session.
+    let resp = form(format!(
+        "grant_type=password&username=alice&password={PASSWORD}"
+    ))
+    .send()
+    .await;
+    resp.assert_status_is_ok();
+    let body: serde_json::Value = resp.json().await.value().deserialize();
+    let access3 = body["access_token"].as_str().unwrap().to_owned();
+    cli.post("/auth/logout")
+        .header("authorization", format!("Bearer {access3}"))
         .send()
         .await
         .assert_status(StatusCode::NO_CONTENT);

@@ -350,32 +350,38 @@ async fn a_refresh_token_rotates_once_and_its_reuse_revokes_the_family() {
     let sess = session("fam-1");
     store.create(&sess, "h1", 60).await.unwrap();
     assert_eq!(
-        store.rotate("h1", "h2", 60).await.unwrap(),
+        store.rotate("fam-1", "h1", "h2", 60).await.unwrap(),
         Rotation::Rotated(sess.clone())
     );
     assert_eq!(
-        store.rotate("h2", "h3", 60).await.unwrap(),
+        store.rotate("fam-1", "h2", "h3", 60).await.unwrap(),
         Rotation::Rotated(sess.clone())
     );
     // h1 was rotated long ago: theft assumed, the family dies.
-    assert_eq!(store.rotate("h1", "x", 60).await.unwrap(), Rotation::Reused);
     assert_eq!(
-        store.rotate("h3", "h4", 60).await.unwrap(),
+        store.rotate("fam-1", "h1", "x", 60).await.unwrap(),
+        Rotation::Reused
+    );
+    assert_eq!(
+        store.rotate("fam-1", "h3", "h4", 60).await.unwrap(),
         Rotation::Invalid
     );
     assert_eq!(
-        store.rotate("h2", "h5", 60).await.unwrap(),
+        store.rotate("fam-1", "h2", "h5", 60).await.unwrap(),
         Rotation::Invalid
     );
     assert_eq!(
-        store.rotate("unknown", "h6", 60).await.unwrap(),
+        store
+            .rotate("no-such-family", "h1", "h6", 60)
+            .await
+            .unwrap(),
         Rotation::Invalid
     );
     // Another family is not affected.
     let other = session("fam-2");
     store.create(&other, "g1", 60).await.unwrap();
     assert_eq!(
-        store.rotate("g1", "g2", 60).await.unwrap(),
+        store.rotate("fam-2", "g1", "g2", 60).await.unwrap(),
         Rotation::Rotated(other)
     );
 }
@@ -396,7 +402,8 @@ async fn concurrent_rotations_of_one_token_have_exactly_one_winner() {
             .map(|i| {
                 let store = stores[i % stores.len()].clone();
                 let (old, new) = (first.clone(), format!("r{round}-n{i}"));
-                tokio::spawn(async move { store.rotate(&old, &new, 60).await.unwrap() })
+                let fam = fam.clone();
+                tokio::spawn(async move { store.rotate(&fam, &old, &new, 60).await.unwrap() })
             })
             .collect();
         let mut outcomes = Vec::new();
@@ -422,10 +429,10 @@ async fn revoking_a_family_kills_its_current_token() {
     let redis = RedisServer::start();
     let store = sessions(&redis).await;
     store.create(&session("fam-1"), "h1", 60).await.unwrap();
-    store.rotate("h1", "h2", 60).await.unwrap();
+    store.rotate("fam-1", "h1", "h2", 60).await.unwrap();
     store.revoke_family("fam-1").await.unwrap();
     assert_eq!(
-        store.rotate("h2", "h3", 60).await.unwrap(),
+        store.rotate("fam-1", "h2", "h3", 60).await.unwrap(),
         Rotation::Invalid
     );
     // Revoking an unknown family leaves no stray key behind.
@@ -445,7 +452,10 @@ async fn every_session_key_expires_and_an_expired_token_is_refused() {
         .create(&session("fam-long"), "long1", 600)
         .await
         .unwrap();
-    store.rotate("long1", "long2", 600).await.unwrap();
+    store
+        .rotate("fam-long", "long1", "long2", 600)
+        .await
+        .unwrap();
     let dump = redis.dump(PREFIX);
     assert!(!dump.is_empty());
     for (k, _, ttl) in &dump {
@@ -453,26 +463,34 @@ async fn every_session_key_expires_and_an_expired_token_is_refused() {
     }
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(
-        store.rotate("short", "short2", 60).await.unwrap(),
+        store
+            .rotate("fam-short", "short", "short2", 60)
+            .await
+            .unwrap(),
         Rotation::Invalid
     );
     assert!(matches!(
-        store.rotate("long2", "long3", 600).await.unwrap(),
+        store
+            .rotate("fam-long", "long2", "long3", 600)
+            .await
+            .unwrap(),
         Rotation::Rotated(_)
     ));
 }
 
 #[tokio::test]
-async fn a_denied_jti_expires_with_its_token() {
+async fn a_denied_jti_expires_with_its_token_and_the_leeway() {
     let redis = RedisServer::start();
     let store = sessions(&redis).await;
-    store.revoke_access("jti-short", now() + 2).await.unwrap();
+    // Denied until exp + the largest leeway (60 s) a verifier may grant:
+    // this one expired 58 s ago, so 2 s are left.
+    store.revoke_access("jti-short", now() - 58).await.unwrap();
     store.revoke_access("jti-long", now() + 3600).await.unwrap();
     assert!(store.is_access_revoked("jti-short").await.unwrap());
     assert!(store.is_access_revoked("jti-long").await.unwrap());
     assert!(!store.is_access_revoked("jti-never").await.unwrap());
     for (k, _, ttl) in redis.dump(&format!("{PREFIX}jti:")) {
-        let max = if k.ends_with("jti-short") { 2 } else { 3600 };
+        let max = if k.ends_with("jti-short") { 2 } else { 3660 };
         assert!((1..=max).contains(&ttl), "{k}: TTL {ttl}");
     }
     tokio::time::sleep(Duration::from_millis(3100)).await;
@@ -489,10 +507,13 @@ async fn stores_with_different_prefixes_do_not_see_each_other() {
         .unwrap();
     a.create(&session("fam"), "h1", 60).await.unwrap();
     a.revoke_access("jti", now() + 60).await.unwrap();
-    assert_eq!(b.rotate("h1", "h2", 60).await.unwrap(), Rotation::Invalid);
+    assert_eq!(
+        b.rotate("fam", "h1", "h2", 60).await.unwrap(),
+        Rotation::Invalid
+    );
     assert!(!b.is_access_revoked("jti").await.unwrap());
     assert!(matches!(
-        a.rotate("h1", "h2", 60).await.unwrap(),
+        a.rotate("fam", "h1", "h2", 60).await.unwrap(),
         Rotation::Rotated(_)
     ));
 }
@@ -602,13 +623,12 @@ async fn redis_holds_no_refresh_token_or_api_key_secret() {
     let (_, secret) = issued.key.split_once('.').unwrap();
 
     let dump = redis.dump(PREFIX);
-    assert!(dump.len() >= 4, "{dump:?}");
+    // The family record, the API key and the key index.
+    assert!(dump.len() >= 3, "{dump:?}");
     let everything = format!("{dump:?}");
-    for plaintext in [
-        s(&t1, "refresh_token"),
-        s(&t2, "refresh_token"),
-        secret.to_owned(),
-    ] {
+    // A refresh token is `family.secret`: the family id is its public part.
+    let secret_of = |t: &Value| s(t, "refresh_token").split_once('.').unwrap().1.to_owned();
+    for plaintext in [secret_of(&t1), secret_of(&t2), secret.to_owned()] {
         assert!(
             !everything.contains(&plaintext),
             "a secret is stored in clear"

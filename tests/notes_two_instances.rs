@@ -1,7 +1,9 @@
 //! Two processes of `examples/notes.rs` sharing one real `redis-server`
 //! (`REDIS_URL`) and one `JWT_SECRET`: refresh sessions, revocations, API
 //! keys and rate limits are shared, so what happens on one instance holds on
-//! the other at once. Fails (never skips) when redis-server cannot start.
+//! the other at once. The same on a TLS-only server (`rediss://` and
+//! `REDIS_CA_FILE`) and on a Redis Cluster (`REDIS_URL` = the seed nodes).
+//! Fails (never skips) when Redis cannot start.
 
 #[path = "support/redis_server.rs"]
 mod redis_server;
@@ -10,27 +12,44 @@ mod redis_server;
 mod notes_service;
 
 use notes_service::{Grant, Resp, Service};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
 use serde_json::json;
 
 const SECRET: &str = "notes-two-instances-secret-0123456789abcdef";
 
-/// A Redis server and two notes instances A and B on it.
+/// The Redis the instances share.
+enum Backend {
+    Server(RedisServer),
+    Cluster(RedisCluster),
+}
+
+/// A Redis deployment and two notes instances A and B on it.
 struct Pair {
     a: Service,
     b: Service,
     // Dropped last: the instances go first.
-    _redis: RedisServer,
+    _redis: Backend,
 }
 
 fn pair() -> Pair {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let env = [("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)];
+    pair_on(Backend::Server(RedisServer::start()))
+}
+
+fn pair_on(redis: Backend) -> Pair {
+    let (url, ca) = match &redis {
+        Backend::Server(s) => (
+            s.url(),
+            s.ca_file().map(|p| p.to_string_lossy().into_owned()),
+        ),
+        Backend::Cluster(c) => (c.seeds(), None),
+    };
+    let mut env = vec![("REDIS_URL", url.as_str()), ("JWT_SECRET", SECRET)];
+    if let Some(ca) = &ca {
+        env.push(("REDIS_CA_FILE", ca.as_str()));
+    }
     let a = Service::start_with(&env);
     let b = Service::start_with(&env);
     assert_ne!(a.port(), b.port());
-    assert!(redis.dbsize() < 1000, "redis answers");
     Pair {
         a,
         b,
@@ -158,4 +177,48 @@ fn the_login_limit_counts_across_both_instances() {
         let secs = r.retry_after();
         assert!((1..=60).contains(&secs), "Retry-After {secs}");
     }
+}
+
+/// Sessions, logout and API keys across the two instances, in one go.
+fn sessions_logout_and_keys_are_shared(p: &Pair) {
+    let g1 = p.a.tokens("alice", None);
+    let g2 = Grant::from_json(&p.b.refresh(&g1.refresh).expect(200).json());
+    p.a.get_bearer("/users/me", &g2.access).expect(200);
+    let r = p.b.call("POST", "/auth/logout", Some(&g2.access), None);
+    assert!(
+        matches!(r.status, 200 | 204),
+        "logout: {} {}",
+        r.status,
+        r.body
+    );
+    assert_invalid_token(&p.a.get_bearer("/users/me", &g2.access));
+    // Every access token of the session ends, not only the presented one.
+    assert_invalid_token(&p.a.get_bearer("/users/me", &g1.access));
+    p.a.refresh(&g2.refresh).expect(400);
+
+    let admin = p.a.tokens("admin", None).access;
+    let v =
+        p.a.call(
+            "POST",
+            "/admin/api-keys",
+            Some(&admin),
+            Some(&json!({"name": "shared", "scopes": ["stats:read"]})),
+        )
+        .expect(201)
+        .json();
+    let key = v["key"].as_str().unwrap().to_owned();
+    p.b.send("GET", "/service/stats", &[("x-api-key", &key)], None)
+        .expect(200);
+}
+
+#[test]
+fn on_a_tls_redis_the_instances_share_everything() {
+    let p = pair_on(Backend::Server(RedisServer::start_tls()));
+    sessions_logout_and_keys_are_shared(&p);
+}
+
+#[test]
+fn on_a_redis_cluster_the_instances_share_everything() {
+    let p = pair_on(Backend::Cluster(RedisCluster::start()));
+    sessions_logout_and_keys_are_shared(&p);
 }

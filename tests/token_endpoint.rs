@@ -704,8 +704,11 @@ async fn refresh_tokens_are_opaque_random_and_at_least_256_bits() {
     for _ in 0..5 {
         let t = login_ok(&cli, "alice", "alice-password-1", None).await;
         let r = rt(&t).to_owned();
-        assert!(!r.contains('.'), "a refresh token is not a JWT: {r}");
-        let raw = URL_SAFE_NO_PAD.decode(&r).expect("base64url");
+        // `family.secret` (like an API key's `prefix.secret`), not a JWT.
+        let (family, secret) = r.split_once('.').expect("family.secret");
+        assert!(!secret.contains('.'), "a refresh token is not a JWT: {r}");
+        assert!(URL_SAFE_NO_PAD.decode(family).is_ok());
+        let raw = URL_SAFE_NO_PAD.decode(secret).expect("base64url");
         assert!(raw.len() >= 32, "{} bytes", raw.len());
         assert!(seen.insert(r));
     }
@@ -771,7 +774,14 @@ async fn presenting_a_rotated_refresh_token_revokes_the_whole_family() {
         (status, err.as_str()),
         (StatusCode::BAD_REQUEST, "invalid_grant")
     );
+    // So is every access token of the family, at once.
+    for t in [&t1, &t2] {
+        get_me(&cli, t)
+            .await
+            .assert_status(StatusCode::UNAUTHORIZED);
+    }
     // Another session of the same user is untouched.
+    get_me(&cli, &other).await.assert_status_is_ok();
     tokens(refresh(&cli, rt(&other), None).await).await;
 }
 
@@ -951,6 +961,7 @@ impl SessionStore for RecordingSessions {
     }
     fn rotate<'a>(
         &'a self,
+        family: &'a str,
         old_hash: &'a str,
         new_hash: &'a str,
         ttl_secs: u64,
@@ -959,7 +970,7 @@ impl SessionStore for RecordingSessions {
             .lock()
             .unwrap()
             .push(format!("{old_hash} {new_hash}"));
-        self.inner.rotate(old_hash, new_hash, ttl_secs)
+        self.inner.rotate(family, old_hash, new_hash, ttl_secs)
     }
     fn revoke_family<'a>(&'a self, family: &'a str) -> BoxFuture<'a, Result<(), CredentialError>> {
         self.inner.revoke_family(family)
@@ -1002,9 +1013,11 @@ async fn refresh_tokens_reach_the_session_store_only_as_hashes() {
     let t2 = tokens(refresh(&cli, rt(&t1), None).await).await;
     let seen = store.seen.lock().unwrap().join("\n");
     assert!(!seen.is_empty());
+    // A refresh token is `family.secret`: the secret never reaches the store.
     for plaintext in [rt(&t1), rt(&t2)] {
+        let secret = plaintext.split_once('.').unwrap().1;
         assert!(
-            !seen.contains(plaintext),
+            !seen.contains(secret),
             "a refresh token reached the store in clear"
         );
     }
@@ -1149,6 +1162,11 @@ async fn logout_revokes_the_access_token_and_the_refresh_family_at_once() {
         (status, err.as_str()),
         (StatusCode::BAD_REQUEST, "invalid_grant")
     );
+    // Every access token of the session ends with it (its `sid`), the one
+    // issued before the refresh too.
+    get_me(&cli, &t1)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
     // A second logout with the revoked token is refused as well.
     cli.post("/auth/logout")
         .header(header::AUTHORIZATION, bearer(&t2))
@@ -1196,13 +1214,16 @@ async fn logout_needs_a_valid_bearer_token() {
 }
 
 #[tokio::test]
-async fn a_denied_jti_expires_with_its_token() {
+async fn a_denied_jti_expires_with_its_token_and_the_leeway() {
+    // Denied until exp + the largest leeway a verifier may grant (60 s).
     let store = MemorySessionStore::new();
-    store.revoke_access("jti-short", now() + 2).await.unwrap();
+    store.revoke_access("jti-short", now() - 58).await.unwrap();
     store.revoke_access("jti-long", now() + 3600).await.unwrap();
-    store.revoke_access("jti-past", now() - 10).await.unwrap();
+    store.revoke_access("jti-leeway", now() - 10).await.unwrap();
+    store.revoke_access("jti-past", now() - 61).await.unwrap();
     assert!(store.is_access_revoked("jti-short").await.unwrap());
     assert!(store.is_access_revoked("jti-long").await.unwrap());
+    assert!(store.is_access_revoked("jti-leeway").await.unwrap());
     assert!(!store.is_access_revoked("jti-past").await.unwrap());
     assert!(!store.is_access_revoked("jti-other").await.unwrap());
     tokio::time::sleep(Duration::from_millis(3100)).await;
@@ -1225,7 +1246,12 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.rotate("h1", &format!("n{i}"), 60).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .rotate("fam-1", "h1", &format!("n{i}"), 60)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut rotated = 0;
@@ -1236,7 +1262,7 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
     }
     assert_eq!(rotated, 1);
     assert_eq!(
-        store.rotate("unknown", "x", 60).await.unwrap(),
+        store.rotate("no-such-family", "h1", "x", 60).await.unwrap(),
         poem_secure::Rotation::Invalid
     );
     let s2 = Session {
@@ -1246,7 +1272,7 @@ async fn the_memory_session_store_rotates_atomically_and_detects_reuse() {
     store.create(&s2, "k1", 60).await.unwrap();
     store.revoke_family("fam-2").await.unwrap();
     assert_eq!(
-        store.rotate("k1", "k2", 60).await.unwrap(),
+        store.rotate("fam-2", "k1", "k2", 60).await.unwrap(),
         poem_secure::Rotation::Invalid
     );
 }

@@ -68,6 +68,9 @@ pub use stores::rate::{ManualClock, MemoryRateLimiter};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use stores::rate::{RedisRateLimiter, RedisRateLimiterBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use stores::redis_conn::{RedisConnection, RedisTarget};
 
 // Layer 5: poem and poem-openapi.
 pub use web::client_ip::{ForwardedHeader, TrustedProxies};
@@ -92,7 +95,10 @@ pub use issuer::{
         PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation, Verified,
         MAX_PASSWORD_BYTES,
     },
-    sessions::{MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore},
+    sessions::{
+        MemorySessionStore, Peek, Revocations, Rotation, Session, SessionStore,
+        DEFAULT_SESSION_MAX_SECS, SESSION_REVOCATION_SECS,
+    },
     tokens,
     users::{
         Authenticator, LoginError, MemoryUserStore, UserRecord, UserStore, MAX_USERNAME_BYTES,

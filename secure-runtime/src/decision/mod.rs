@@ -268,7 +268,11 @@ impl<'r> Decision<'r> {
                     Err(e) => return Next::Finish(Err(e)),
                 };
                 let jti = p.token_id().unwrap_or_default();
-                return Next::Go(Step::Revocation(p, list.is_revoked(jti)));
+                // The token itself, or its whole session (`sid`, read at
+                // verification): logout and refresh reuse end every access
+                // token of the session.
+                let answer = list.is_token_revoked(jti, p.session_id());
+                return Next::Go(Step::Revocation(p, answer));
             }
         }
         self.after_authz(p)

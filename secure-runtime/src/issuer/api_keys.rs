@@ -226,28 +226,73 @@ pub use self::redis_store::RedisApiKeyStore;
 mod redis_store {
     use std::time::Duration;
 
-    use redis::aio::ConnectionManager;
-
     use super::{ApiKeyStore, StoredApiKey};
-    use crate::{verify::credentials::CredentialError, BoxFuture};
+    use crate::{
+        stores::redis_conn::{check_prefix, RedisConnection, RedisTarget},
+        verify::credentials::CredentialError,
+        BoxFuture, ConfigError,
+    };
 
-    /// An [`ApiKeyStore`] in Redis, shared by every instance of a service.
+    /// Marks an existing key revoked; both keys share the key id's slot.
+    const REVOKE: &str = r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], '1')
+return 1";
+
+    /// An [`ApiKeyStore`] in Redis, shared by every instance of a service:
+    /// one server, TLS, or a Redis Cluster (see [`RedisTarget`]). A key's
+    /// record (`{prefix}ak:{<id>}`) and its revocation flag
+    /// (`{prefix}ak-revoked:{<id>}`) share a hash tag, so a verification is
+    /// one round trip on any deployment.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), secure_runtime::ConfigError> {
+    /// use secure_runtime::{ApiKeys, RedisApiKeyStore};
+    /// let keys = ApiKeys::new(RedisApiKeyStore::connect("redis://127.0.0.1:6379/", "notes:").await?);
+    /// # let _ = keys; Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct RedisApiKeyStore {
-        conn: ConnectionManager,
+        conn: RedisConnection,
         prefix: String,
         timeout: Duration,
+        revoke: redis::Script,
     }
 
     impl RedisApiKeyStore {
-        /// Connects to `url`; keys are prefixed with `prefix`.
-        pub async fn connect(url: &str, prefix: &str) -> Result<Self, crate::ConfigError> {
-            let conn = crate::stores::redis_conn::connect(url).await?;
+        /// Connects to `url` (one server, `rediss://`, or comma-separated
+        /// cluster seeds; see [`RedisTarget`]) within 5 s; keys are prefixed
+        /// with `prefix`.
+        ///
+        /// # Errors
+        /// A [`ConfigError`] for a malformed URL or prefix, or a Redis that
+        /// does not answer.
+        pub async fn connect(url: &str, prefix: &str) -> Result<Self, ConfigError> {
+            check_prefix(prefix)?;
+            let conn = RedisTarget::parse(url)?
+                .connect(Duration::from_secs(5))
+                .await?;
+            Self::new(conn, prefix)
+        }
+
+        /// A store over an existing connection (shared with other stores).
+        ///
+        /// # Errors
+        /// A [`ConfigError`] for a prefix with `{` or `}`.
+        pub fn new(conn: RedisConnection, prefix: &str) -> Result<Self, ConfigError> {
+            check_prefix(prefix)?;
             Ok(RedisApiKeyStore {
                 conn,
                 prefix: prefix.to_owned(),
                 timeout: Duration::from_millis(500),
+                revoke: redis::Script::new(REVOKE),
             })
+        }
+
+        /// The bound on each Redis call (default 500 ms).
+        #[must_use]
+        pub fn timeout(mut self, d: Duration) -> Self {
+            self.timeout = d;
+            self
         }
 
         async fn run<T>(
@@ -258,11 +303,11 @@ mod redis_store {
         }
 
         fn key(&self, id: &str) -> String {
-            format!("{}ak:{}", self.prefix, id)
+            format!("{}ak:{{{id}}}", self.prefix)
         }
 
         fn revoked_key(&self, id: &str) -> String {
-            format!("{}ak-revoked:{}", self.prefix, id)
+            format!("{}ak-revoked:{{{id}}}", self.prefix)
         }
     }
 
@@ -274,13 +319,23 @@ mod redis_store {
             Box::pin(async move {
                 let json = serde_json::to_string(key).map_err(|_| CredentialError::Unavailable)?;
                 let mut conn = self.conn.clone();
-                let mut pipe = redis::pipe();
-                pipe.atomic()
-                    .set(self.key(&key.id), json)
-                    .ignore()
-                    .sadd(format!("{}ak-index", self.prefix), &key.id)
-                    .ignore();
-                self.run(pipe.query_async::<()>(&mut conn)).await
+                // Two keys in two slots: the index first, so that a listed
+                // id without a record (a failed second write) is skipped,
+                // never a record that cannot be listed.
+                self.run(
+                    redis::cmd("SADD")
+                        .arg(format!("{}ak-index", self.prefix))
+                        .arg(&key.id)
+                        .query_async::<()>(&mut conn),
+                )
+                .await?;
+                self.run(
+                    redis::cmd("SET")
+                        .arg(self.key(&key.id))
+                        .arg(json)
+                        .query_async::<()>(&mut conn),
+                )
+                .await
             })
         }
 
@@ -333,15 +388,10 @@ mod redis_store {
             Box::pin(async move {
                 // A separate flag, set only for an existing key: the record
                 // itself is never rewritten.
-                let script = redis::Script::new(
-                    r"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], '1')
-return 1",
-                );
                 let mut conn = self.conn.clone();
                 let n: i64 = self
                     .run(
-                        script
+                        self.revoke
                             .key(self.key(id))
                             .key(self.revoked_key(id))
                             .invoke_async(&mut conn),

@@ -65,6 +65,13 @@ struct Inner {
     refresh_limit: Option<Rate>,
 }
 
+/// A refresh token as given to the client: `family.secret`. The family id
+/// (the access tokens' `sid`) lets the store find the one record of the
+/// family; only the secret's hash is stored.
+fn compose_refresh(family: &str, secret: &str) -> String {
+    format!("{family}.{secret}")
+}
+
 /// A `scope` parameter that is not a space-separated list of scope tokens.
 struct MalformedScope;
 
@@ -234,6 +241,7 @@ impl TokenService {
         {
             return unavailable();
         }
+        let refresh = compose_refresh(&session.family, &refresh);
         self.respond(&session, refresh)
     }
 
@@ -336,10 +344,17 @@ impl TokenService {
         let Some(next) = random_secret(32) else {
             return unavailable();
         };
-        let presented = hash_secret(refresh_token);
+        // `family.secret`: the family names the one record to look at.
+        let Some((family, secret)) = refresh_token
+            .split_once('.')
+            .filter(|(f, s)| !f.is_empty() && f.len() <= 64 && !s.is_empty())
+        else {
+            return invalid_grant();
+        };
+        let presented = hash_secret(secret);
         // Everything that may refuse is checked before the token is consumed,
         // so a refused or failed refresh leaves it usable for a retry.
-        let mut session = match self.0.sessions.peek(&presented).await {
+        let mut session = match self.0.sessions.peek(family, &presented).await {
             Ok(Peek::Current(s)) => Some(s),
             Ok(Peek::NotCurrent) => {
                 // Unknown, expired, or already rotated: `rotate` revokes the
@@ -347,7 +362,7 @@ impl TokenService {
                 if let Ok(Rotation::Reused) = self
                     .0
                     .sessions
-                    .rotate(&presented, &hash_secret(&next), 1)
+                    .rotate(family, &presented, &hash_secret(&next), 1)
                     .await
                 {
                     tracing::warn!(target: AUDIT_TARGET, event = "refresh_reuse_detected");
@@ -365,7 +380,12 @@ impl TokenService {
         let rotated = self
             .0
             .sessions
-            .rotate(&presented, &hash_secret(&next), self.0.refresh_ttl_secs)
+            .rotate(
+                family,
+                &presented,
+                &hash_secret(&next),
+                self.0.refresh_ttl_secs,
+            )
             .await;
         let stored = match rotated {
             Ok(Rotation::Rotated(s)) => s,
@@ -387,6 +407,7 @@ impl TokenService {
                 s
             }
         };
+        let next = compose_refresh(family, &next);
         self.respond(&session, next)
     }
 

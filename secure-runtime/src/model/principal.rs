@@ -43,6 +43,7 @@ struct Inner {
     roles: Vec<String>,
     permissions: Vec<String>,
     token_id: Option<String>,
+    session_id: Option<String>,
     expires_at: Option<u64>,
     key_id: Option<String>,
     /// The claims, parsed from `payload` on first use (most handlers never
@@ -111,6 +112,18 @@ impl Principal {
     pub fn token_id(&self) -> Option<&str> {
         self.0.token_id.as_deref()
     }
+
+    /// The token's session (`sid`: its refresh family), for a bearer token
+    /// that names one; revoking the session revokes the token.
+    ///
+    /// ```
+    /// use secure_runtime::{CredentialKind, Principal};
+    /// let p = Principal::builder(CredentialKind::Bearer, "alice").session(Some("fam-1".into())).build();
+    /// assert_eq!(p.session_id(), Some("fam-1"));
+    /// ```
+    pub fn session_id(&self) -> Option<&str> {
+        self.0.session_id.as_deref()
+    }
     /// The token's `exp` (seconds since the Unix epoch), for a bearer token.
     pub fn expires_at(&self) -> Option<u64> {
         self.0.expires_at
@@ -160,6 +173,11 @@ impl PrincipalBuilder {
     pub fn token(mut self, jti: Option<String>, exp: Option<u64>) -> Self {
         self.0.token_id = jti;
         self.0.expires_at = exp;
+        self
+    }
+    /// Sets the session (`sid`) the token belongs to.
+    pub fn session(mut self, sid: Option<String>) -> Self {
+        self.0.session_id = sid;
         self
     }
     /// Sets the API key identifier.

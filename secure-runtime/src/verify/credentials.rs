@@ -62,4 +62,17 @@ pub trait RevocationList: Send + Sync + 'static {
     /// refuses the request (fail closed). An in-memory list answers
     /// [`Answer::Ready`], so the guard decides without a future.
     fn is_revoked<'a>(&'a self, jti: &'a str) -> Answer<'a, Result<bool, CredentialError>>;
+
+    /// Whether the token `jti`, of the session `sid` when it names one, is
+    /// revoked: the token itself or its whole session (logout and refresh
+    /// reuse end every access token of the session at once). The default
+    /// checks only `jti`.
+    fn is_token_revoked<'a>(
+        &'a self,
+        jti: &'a str,
+        sid: Option<&'a str>,
+    ) -> Answer<'a, Result<bool, CredentialError>> {
+        let _ = sid;
+        self.is_revoked(jti)
+    }
 }

@@ -10,10 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ::redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    Client, Script,
-};
+use ::redis::Script;
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -21,7 +18,11 @@ use super::{
     ManualClock,
 };
 use crate::model::rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery};
-use crate::{model::answer::Answer, model::config::ConfigError};
+use crate::{
+    model::answer::Answer,
+    model::config::ConfigError,
+    stores::redis_conn::{RedisConnection, RedisTarget},
+};
 
 const MICROS: u64 = 1_000_000;
 
@@ -70,10 +71,13 @@ return {1, tat, now}
 ///
 /// - **One atomic round trip per check**: a Lua script (`EVALSHA`) reads,
 ///   decides and writes the key's state, timed by the Redis server's clock.
+/// - **Deployments**: one server, TLS (`rediss://`) or a Redis Cluster
+///   (see [`RedisTarget`]); each key is one slot, so the script runs on the
+///   node that serves it.
 /// - **Connections**: a small pool (default 2) of multiplexed,
-///   auto-reconnecting connections (`redis::aio::ConnectionManager`),
-///   opened lazily, so a service starts even while Redis is down and
-///   recovers without a restart when it returns.
+///   auto-reconnecting connections ([`RedisConnection`]), opened lazily, so
+///   a service starts even while Redis is down and recovers without a
+///   restart when it (or a failed-over cluster node) returns.
 /// - **Bounded**: every call is bounded by [`timeout`](RedisRateLimiterBuilder::timeout)
 ///   (default 100 ms). An error or timeout refuses the request with 503
 ///   (fail closed, the default) or, with
@@ -100,8 +104,8 @@ return {1, tat, now}
 /// # let _ = security; Ok(()) }
 /// ```
 pub struct RedisRateLimiter {
-    client: Client,
-    pool: Box<[OnceLock<ConnectionManager>]>,
+    target: RedisTarget,
+    pool: Box<[OnceLock<RedisConnection>]>,
     next: AtomicUsize,
     script: Script,
     prefix: String,
@@ -127,7 +131,7 @@ impl fmt::Debug for RedisRateLimiter {
 /// Configures a [`RedisRateLimiter`]; see [`RedisRateLimiter::builder`].
 #[derive(Debug, Clone)]
 pub struct RedisRateLimiterBuilder {
-    url: String,
+    target: Result<RedisTarget, ConfigError>,
     prefix: String,
     timeout: Duration,
     fail_open: bool,
@@ -136,12 +140,30 @@ pub struct RedisRateLimiterBuilder {
 }
 
 impl RedisRateLimiter {
-    /// Starts a configuration for the server at `url`
-    /// (`redis://[user:password@]host[:port][/db]`, or `rediss://` with TLS
-    /// support compiled into `redis`).
-    pub fn builder(url: impl Into<String>) -> RedisRateLimiterBuilder {
+    /// Starts a configuration for the Redis at `url`: one server
+    /// (`redis://[user:password@]host[:port][/db]`), TLS (`rediss://`), or
+    /// the comma-separated seed nodes of a cluster; see [`RedisTarget`]. A
+    /// malformed `url` is reported by [`build`](RedisRateLimiterBuilder::build).
+    pub fn builder(url: impl AsRef<str>) -> RedisRateLimiterBuilder {
+        Self::builder_with(RedisTarget::parse(url.as_ref()))
+    }
+
+    /// Starts a configuration for `target` (e.g. with a CA file).
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), secure_runtime::ConfigError> {
+    /// use secure_runtime::{RedisRateLimiter, RedisTarget};
+    /// let target = RedisTarget::parse("rediss://redis.internal:6380/")?.ca_file("/etc/redis-ca.pem")?;
+    /// let limiter = RedisRateLimiter::builder_for(target).build()?;
+    /// # let _ = limiter; Ok(()) }
+    /// ```
+    pub fn builder_for(target: RedisTarget) -> RedisRateLimiterBuilder {
+        Self::builder_with(Ok(target))
+    }
+
+    fn builder_with(target: Result<RedisTarget, ConfigError>) -> RedisRateLimiterBuilder {
         RedisRateLimiterBuilder {
-            url: url.into(),
+            target,
             prefix: "poem-secure:rl:".to_owned(),
             timeout: Duration::from_millis(100),
             fail_open: false,
@@ -167,18 +189,14 @@ impl RedisRateLimiter {
         key
     }
 
-    fn connection(&self) -> Result<ConnectionManager, String> {
+    fn connection(&self) -> Result<RedisConnection, String> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         if let Some(c) = self.pool[i].get() {
             return Ok(c.clone());
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(self.timeout);
-        let c = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+        let c = self
+            .target
+            .connect_lazy(self.timeout)
             .map_err(|e| e.to_string())?;
         // A concurrent first call may have won the race: use its connection.
         Ok(self.pool[i].get_or_init(|| c).clone())
@@ -195,7 +213,8 @@ impl RedisRateLimiter {
         inv.arg(g.interval).arg(g.tolerance).arg(op).arg(now);
         match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-            Ok(Err(e)) => Err(e.to_string()),
+            // The error's kind and code only: a message could quote a URL.
+            Ok(Err(e)) => Err(format!("{:?} {}", e.kind(), e.code().unwrap_or_default())),
             Ok(Ok(v)) => match v[..] {
                 [a, t, n] => Ok([a, t, n].map(|x| u64::try_from(x).unwrap_or(0))),
                 _ => Err("unexpected script reply".to_owned()),
@@ -325,15 +344,14 @@ impl RedisRateLimiterBuilder {
     /// # Errors
     /// A [`ConfigError`] for a malformed URL or a zero timeout.
     pub fn build(self) -> Result<RedisRateLimiter, ConfigError> {
-        let client = Client::open(self.url.as_str())
-            .map_err(|e| ConfigError::new(format!("invalid Redis URL: {e}")))?;
+        let target = self.target?;
         if self.timeout.is_zero() {
             return Err(ConfigError::new(
                 "the Redis rate limiter timeout must not be zero",
             ));
         }
         Ok(RedisRateLimiter {
-            client,
+            target,
             pool: (0..self.pool_size).map(|_| OnceLock::new()).collect(),
             next: AtomicUsize::new(0),
             script: Script::new(GCRA_LUA),

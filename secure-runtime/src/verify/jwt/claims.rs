@@ -97,6 +97,9 @@ pub(super) struct VerifiedClaims {
     exp: Option<Value>,
     #[serde(default)]
     pub(super) iat: Option<Value>,
+    /// The session (refresh family), for session-wide revocation.
+    #[serde(default)]
+    sid: Option<Value>,
 }
 
 pub(super) fn principal_from_claims(
@@ -122,6 +125,10 @@ pub(super) fn principal_from_claims(
         .roles(claims.roles.0)
         .permissions(claims.permissions.0)
         .token(claims.jti, exp)
+        .session(match claims.sid {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        })
         .jwt_payload(payload)
         .build())
 }
@@ -149,6 +156,7 @@ pub(super) fn principal_from_mapped(
         .roles(found.roles)
         .permissions(found.permissions)
         .token(jti, exp)
+        .session(claims.get("sid").and_then(Value::as_str).map(str::to_owned))
         .jwt_payload(payload)
         .build())
 }
