@@ -14,9 +14,13 @@
 //! cargo run --release -p poem-secure-benches --bin alloc_count -- --trace   # where the guard allocates
 //! ```
 //!
+//! `-- --requests ROUTE N` only sends N requests to `/ROUTE` (for
+//! `valgrind --tool=callgrind`: instructions per request, see BENCHMARKS.md).
+//!
 //! `--trace` prints, for one HS256 guard call and one raw decode, the
 //! innermost frames of poem-secure, jsonwebtoken, serde and poem under each
-//! allocation (symbol names only; release builds have no line tables).
+//! allocation (symbol names only; release builds have no line tables), then
+//! the same for one whole request to `/secure` and one to `/floor`.
 
 mod app;
 mod common;
@@ -25,7 +29,7 @@ use std::{
     alloc::{GlobalAlloc, Layout, System},
     backtrace::Backtrace,
     cell::Cell,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
 };
 
 use common::{ready, ITEMS};
@@ -41,6 +45,8 @@ static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 /// `--trace`: print where each allocation comes from.
 static TRACE: AtomicBool = AtomicBool::new(false);
+/// How many of the matching frames a trace line shows, innermost first.
+static DEPTH: AtomicUsize = AtomicUsize::new(3);
 
 thread_local! {
     /// Set while a trace is being printed (which allocates itself).
@@ -64,13 +70,14 @@ fn record(size: usize) {
                     "serde",
                     "poem",
                     "alloc_count::",
+                    "app::",
                 ]
                 .iter()
                 .any(|k| f.contains(k))
                     && !f.contains("Counting")
                     && !f.contains("alloc_count::record")
             })
-            .take(3)
+            .take(DEPTH.load(Relaxed))
             .collect();
         eprintln!("alloc {size:>5} B  {}", frames.join("  <  "));
         TRACING.with(|t| t.set(false));
@@ -283,10 +290,62 @@ fn trace() {
     let data = jsonwebtoken::decode::<ScopeClaims>(&jwt, &key, &validation);
     TRACE.store(false, Relaxed);
     drop(data);
+    trace_requests();
+}
+
+/// One whole request to `/secure` and one to `/floor` through the overhead
+/// app, each allocation traced (more frames: the request path is deeper).
+fn trace_requests() {
+    let security = app::security();
+    let auth = format!("Bearer {}", app::bearer_token(&security));
+    let app = app::app(&security);
+    DEPTH.store(5, Relaxed);
+    for route in ["secure", "floor"] {
+        let req = || {
+            Request::builder()
+                .uri_str(format!("/{route}"))
+                .header("authorization", &auth)
+                .finish()
+        };
+        for _ in 0..10 {
+            drop(ready(app.get_response(req())));
+        }
+        let req = req();
+        eprintln!("== whole request /{route}");
+        TRACE.store(true, Relaxed);
+        let resp = ready(app.get_response(req));
+        TRACE.store(false, Relaxed);
+        drop(resp);
+    }
+}
+
+/// `--requests ROUTE N`: N whole requests to `/ROUTE` after a warm-up, and
+/// nothing else, for an instruction count under callgrind (run it with two
+/// N and take the difference: the setup cancels out).
+fn requests(route: &str, n: u64) {
+    let security = app::security();
+    let auth = format!("Bearer {}", app::bearer_token(&security));
+    let app = app::app(&security);
+    let uri = format!("/{route}");
+    for _ in 0..100 + n {
+        let req = Request::builder()
+            .uri_str(&uri)
+            .header("authorization", &auth)
+            .finish();
+        let resp = ready(app.get_response(req));
+        assert!(resp.status().is_success(), "{route}: {}", resp.status());
+    }
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--trace") {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, route, n] = &args[..] {
+        if flag == "--requests" {
+            requests(route, n.parse().expect("a number of requests"));
+            return;
+        }
+    }
+    if args.iter().any(|a| a == "--trace") {
         trace();
         return;
     }
