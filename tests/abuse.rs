@@ -217,3 +217,244 @@ async fn an_overlong_user_name_is_refused_as_unknown() {
         Err(LoginError::Invalid)
     ));
 }
+
+// ---------------------------------------------------------------------------
+// Failure budgets of guessable credentials (HTTP Basic, API keys)
+// ---------------------------------------------------------------------------
+
+mod guessing {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    };
+
+    use poem::{handler, http::StatusCode, test::TestClient, Endpoint};
+    use poem_secure::{
+        route::{get, Route},
+        secure, Answer, ApiKeyVerifier, BasicVerifier, CredentialError, CredentialKind, JwtConfig,
+        ManualClock, MemoryRateLimiter, Principal, Rate, Security,
+    };
+    use proptest::prelude::*;
+
+    use super::peer;
+
+    /// A Basic verifier that counts every verification it is asked for (each
+    /// would be an argon2 run) and records the failed ones per (ip, user).
+    #[derive(Clone, Default)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        failures: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl BasicVerifier for Counting {
+        fn verify<'a>(
+            &'a self,
+            username: &'a str,
+            password: &'a str,
+        ) -> Answer<'a, Result<Principal, CredentialError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Answer::later(async move {
+                if password == "right" {
+                    Ok(Principal::builder(CredentialKind::Basic, username).build())
+                } else {
+                    self.failures.lock().unwrap().push(username.to_owned());
+                    Err(CredentialError::Invalid)
+                }
+            })
+        }
+    }
+
+    impl ApiKeyVerifier for Counting {
+        fn verify<'a>(&'a self, key: &'a str) -> Answer<'a, Result<Principal, CredentialError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Answer::Ready(if key == "k1.right" {
+                Ok(Principal::builder(CredentialKind::ApiKey, "svc")
+                    .key_id("k1")
+                    .build())
+            } else {
+                Err(CredentialError::Invalid)
+            })
+        }
+    }
+
+    #[secure(auth = basic)]
+    #[handler]
+    async fn basic_route() -> &'static str {
+        "ok"
+    }
+
+    #[secure(auth = api_key)]
+    #[handler]
+    async fn key_route() -> &'static str {
+        "ok"
+    }
+
+    /// 4 failures per client, 2 per (client, identity), on a clock that
+    /// never moves (no refill during a test).
+    fn setup() -> (Counting, Counting, TestClient<impl Endpoint>) {
+        let (basic, keys) = (Counting::default(), Counting::default());
+        let sec = Security::builder()
+            .jwt(
+                JwtConfig::hs256([9u8; 32])
+                    .unwrap()
+                    .issuer("g")
+                    .audience("a"),
+            )
+            .basic(basic.clone())
+            .api_keys(keys.clone())
+            .rate_limiter(MemoryRateLimiter::new().with_clock(ManualClock::new()))
+            .credential_failure_limits(Some(Rate::new(4, 300)), Some(Rate::new(2, 300)))
+            .build()
+            .unwrap();
+        let cli = TestClient::new(peer::with_peer(
+            Route::new()
+                .at("/basic", get(basic_route))
+                .at("/key", get(key_route))
+                .with(sec),
+        ));
+        (basic, keys, cli)
+    }
+
+    fn basic(user: &str, pass: &str) -> String {
+        use base64::Engine as _;
+        let raw = format!("{user}:{pass}");
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    async fn basic_status(
+        cli: &TestClient<impl Endpoint>,
+        ip: &str,
+        user: &str,
+        pass: &str,
+    ) -> u16 {
+        cli.get("/basic")
+            .header("x-test-peer", format!("{ip}:1000"))
+            .header("authorization", basic(user, pass))
+            .send()
+            .await
+            .0
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn basic_password_guesses_are_refused_before_hashing_once_over_budget() {
+        let (counter, _, cli) = setup();
+        let mut statuses = Vec::new();
+        for _ in 0..10 {
+            statuses.push(basic_status(&cli, "198.51.100.1", "carol", "guess").await);
+        }
+        assert_eq!(&statuses[..2], [401, 401], "{statuses:?}");
+        assert!(statuses[2..].iter().all(|s| *s == 429), "{statuses:?}");
+        assert_eq!(counter.calls.load(Ordering::SeqCst), 2, "verifications run");
+        // Even the right password waits: the budget is for the pair.
+        assert_eq!(
+            basic_status(&cli, "198.51.100.1", "carol", "right").await,
+            429
+        );
+        // Another client is not affected.
+        assert_eq!(
+            basic_status(&cli, "198.51.100.2", "carol", "right").await,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429_carries_retry_after() {
+        let (_, _, cli) = setup();
+        for _ in 0..2 {
+            basic_status(&cli, "198.51.100.3", "dave", "guess").await;
+        }
+        let resp = cli
+            .get("/basic")
+            .header("x-test-peer", "198.51.100.3:1000")
+            .header("authorization", basic("dave", "guess"))
+            .send()
+            .await;
+        resp.assert_status(StatusCode::TOO_MANY_REQUESTS);
+        assert!(resp.0.headers().get("retry-after").is_some());
+    }
+
+    #[tokio::test]
+    async fn successes_give_their_reservation_back() {
+        let (_, _, cli) = setup();
+        let ip = "198.51.100.4";
+        let got = [
+            basic_status(&cli, ip, "erin", "guess").await,
+            basic_status(&cli, ip, "erin", "right").await,
+            basic_status(&cli, ip, "erin", "right").await,
+            basic_status(&cli, ip, "erin", "guess").await,
+            basic_status(&cli, ip, "erin", "guess").await,
+        ];
+        assert_eq!(got, [401, 200, 200, 401, 429]);
+    }
+
+    #[tokio::test]
+    async fn spraying_many_user_names_hits_the_per_client_budget() {
+        let (counter, _, cli) = setup();
+        let mut statuses = Vec::new();
+        for i in 0..8 {
+            statuses
+                .push(basic_status(&cli, "[2001:db8:5:5::1]", &format!("user{i}"), "guess").await);
+        }
+        assert_eq!(&statuses[..4], [401; 4], "{statuses:?}");
+        assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+        assert_eq!(counter.calls.load(Ordering::SeqCst), 4);
+        // The same /64 from another address: the same budget.
+        assert_eq!(
+            basic_status(&cli, "[2001:db8:5:5::99]", "user9", "guess").await,
+            429
+        );
+    }
+
+    #[tokio::test]
+    async fn api_key_guesses_are_limited_too() {
+        let (_, keys, cli) = setup();
+        let mut statuses = Vec::new();
+        for i in 0..8 {
+            let resp = cli
+                .get("/key")
+                .header("x-test-peer", "203.0.113.9:1000")
+                .header("x-api-key", format!("k{i}.wrong"))
+                .send()
+                .await;
+            statuses.push(resp.0.status().as_u16());
+        }
+        assert_eq!(&statuses[..4], [401; 4], "{statuses:?}");
+        assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+        assert_eq!(keys.calls.load(Ordering::SeqCst), 4);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Whatever the sequence of Basic attempts, no client gets more
+        /// than its budget of failed verifications (argon2 runs), none per
+        /// (client, user) more than that budget.
+        #[test]
+        fn no_sequence_of_bad_passwords_runs_more_verifications_than_the_budget(
+            attempts in proptest::collection::vec((0u8..2, 0u8..3, proptest::bool::weighted(0.2)), 1..40)
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (counter, _, cli) = setup();
+                for (ip, user, right) in &attempts {
+                    let ip = format!("192.0.2.{}", 10 + ip);
+                    let pass = if *right { "right" } else { "guess" };
+                    basic_status(&cli, &ip, &format!("u{user}"), pass).await;
+                }
+                let failures = counter.failures.lock().unwrap().clone();
+                // Per user (each user name is tried from both clients at
+                // most: 2 clients × 2 per pair).
+                for u in 0..3 {
+                    let n = failures.iter().filter(|f| **f == format!("u{u}")).count();
+                    prop_assert!(n <= 4, "user u{u}: {n} failed verifications");
+                }
+                prop_assert!(failures.len() <= 8, "{} failed verifications", failures.len());
+                Ok(())
+            })?;
+        }
+    }
+}

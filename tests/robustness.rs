@@ -53,6 +53,9 @@ fn security() -> &'static Security {
                 users,
                 PasswordHasher::with_params(256, 1, 1).unwrap(),
             ))
+            // Every input here must reach verification: no failure budget
+            // (tests/abuse.rs tests the budgets).
+            .credential_failure_limits(None, None)
             .build()
             .unwrap()
     })

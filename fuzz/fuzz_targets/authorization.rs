@@ -22,6 +22,8 @@ fn setup() -> &'static (tokio::runtime::Runtime, Security) {
             .jwt(JwtConfig::hs256([8u8; 32]).unwrap().issuer("i").audience("a"))
             .api_keys(ApiKeys::new(MemoryApiKeyStore::new()))
             .basic(Authenticator::new(MemoryUserStore::new([]), PasswordHasher::with_params(64, 1, 1).unwrap()))
+            // Every input must reach verification: no failure budget.
+            .credential_failure_limits(None, None)
             .build()
             .unwrap();
         (rt, security)

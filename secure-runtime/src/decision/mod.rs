@@ -14,6 +14,7 @@
 //! borrow them, so the machine holds no reference into itself.
 
 mod audit;
+pub(crate) mod failures;
 pub(crate) mod rate;
 
 use std::{
@@ -50,6 +51,8 @@ pub(crate) struct Decider {
     pub(crate) basic: Option<std::sync::Arc<dyn BasicVerifier>>,
     pub(crate) revocations: Option<std::sync::Arc<dyn RevocationList>>,
     pub(crate) rate: RateSettings,
+    /// Failure budgets of Basic passwords and API keys.
+    pub(crate) failures: failures::CredentialLimits,
 }
 
 /// A presented `Authorization` credential, borrowed from the request.
@@ -109,7 +112,7 @@ enum Step<'r> {
     /// wins when both were presented and both pass).
     ApiKey(
         Option<Principal>,
-        Answer<'r, Result<Principal, CredentialError>>,
+        Answer<'r, Result<Principal, AuthRejection>>,
     ),
     /// The rate limit.
     Limit(
@@ -172,9 +175,7 @@ impl<'r> Decision<'r> {
                         let p = first.take().unwrap_or(p);
                         self.record(p)
                     }
-                    Poll::Ready(Err(e)) => {
-                        Next::Finish(Err(refused(self.policy, CredentialKind::ApiKey, e)))
-                    }
+                    Poll::Ready(Err(e)) => Next::Finish(Err(e)),
                 },
                 Step::Limit(p, q, answer) => {
                     let (p, q) = (*p, *q);
@@ -243,7 +244,13 @@ impl<'r> Decision<'r> {
                         "auth = basic but no Basic verifier is configured",
                     )));
                 };
-                Next::Go(Step::Authz(verify_basic(self.policy, basic.as_ref(), b64)))
+                let attempt = self.attempt(failures::Guessable::Basic);
+                Next::Go(Step::Authz(verify_basic(
+                    self.policy,
+                    basic.as_ref(),
+                    b64,
+                    attempt,
+                )))
             }
             None => match creds.api_key {
                 Some(key) => self.verify_api_key(None, key),
@@ -306,7 +313,38 @@ impl<'r> Decision<'r> {
                 "auth = api_key but no API key store is configured",
             )));
         };
-        Next::Go(Step::ApiKey(first, store.verify(key)))
+        let policy = self.policy;
+        let refuse = move |e| refused(policy, CredentialKind::ApiKey, e);
+        let Some(attempt) = self.attempt(failures::Guessable::ApiKey) else {
+            return Next::Go(Step::ApiKey(
+                first,
+                map_answer(store.verify(key), move |r| r.map_err(refuse)),
+            ));
+        };
+        // Our keys read `id.secret`: the id names the identity guessed at.
+        let id = key.split_once('.').map(|(id, _)| id);
+        Next::Go(Step::ApiKey(
+            first,
+            Answer::later(async move {
+                match attempt.run(id, || store.verify(key)).await {
+                    Ok(verdict) => verdict.map_err(refuse),
+                    Err(limited) => Err(limited),
+                }
+            }),
+        ))
+    }
+
+    /// The failure budget of a guessable credential, if one is set.
+    fn attempt(&self, kind: failures::Guessable) -> Option<failures::Attempt<'r>> {
+        let d = self.d;
+        (!d.failures.is_off()).then(|| failures::Attempt {
+            settings: &d.rate,
+            limits: d.failures,
+            kind,
+            route: self.policy.id(),
+            ip: self.input.ip,
+            ip_key: self.input.ip_key,
+        })
     }
 
     /// Keeps the authenticated principal in the request, then limits.
@@ -469,6 +507,7 @@ fn verify_basic<'r>(
     policy: &'static Policy,
     basic: &'r dyn BasicVerifier,
     b64: &'r str,
+    attempt: Option<failures::Attempt<'r>>,
 ) -> Answer<'r, Result<Principal, AuthRejection>> {
     use base64::Engine as _;
     let decoded = base64::engine::general_purpose::STANDARD
@@ -485,10 +524,12 @@ fn verify_basic<'r>(
     };
     Answer::later(async move {
         let (user, pass) = decoded.split_once(':').unwrap_or_default();
-        basic
-            .verify(user, pass)
-            .await
-            .map_err(|e| refused(policy, CredentialKind::Basic, e))
+        let verdict = match attempt {
+            // Over budget: refused before the password is hashed.
+            Some(attempt) => attempt.run(Some(user), || basic.verify(user, pass)).await?,
+            None => basic.verify(user, pass).await,
+        };
+        verdict.map_err(|e| refused(policy, CredentialKind::Basic, e))
     })
 }
 

@@ -9,11 +9,15 @@ use poem::{
 
 use crate::{
     decision::{
+        failures::CredentialLimits,
         rate::{RateSettings, RateSlot},
         Decider, Decision, Input, Slots,
     },
     model::{
-        config::ConfigError, policy::Policy, principal::Principal, rate::RateLimiter,
+        config::ConfigError,
+        policy::{Policy, Rate},
+        principal::Principal,
+        rate::RateLimiter,
         rejection::AuthRejection,
     },
     stores::rate::MemoryRateLimiter,
@@ -86,6 +90,7 @@ pub struct SecurityBuilder {
     rate_headers: bool,
     api_key_header: Option<String>,
     ip_prefix: Option<(u8, u8)>,
+    failure_limits: Option<CredentialLimits>,
     /// What upper layers (the issuer) attach to the configuration.
     pub(crate) extensions: poem::http::Extensions,
 }
@@ -194,6 +199,34 @@ impl SecurityBuilder {
         self.rate_headers = on;
         self
     }
+    /// The budgets of failed HTTP Basic and API-key attempts, checked before
+    /// a credential is verified (so before any password hashing): failures
+    /// per client network (IPv6 /64) and per (client, user name or API key
+    /// id). Only wrong credentials count; a success gives its reservation
+    /// back. Over budget: 429 with `Retry-After`. Default: 50 per 5 minutes
+    /// per client, 5 per (client, identity) — the token endpoint's login
+    /// defaults; `None` turns one off. A zero count fails
+    /// [`build`](Self::build).
+    ///
+    /// ```
+    /// use secure_runtime::{Rate, Security};
+    /// let s = Security::builder()
+    ///     .credential_failure_limits(Some(Rate::new(20, 60)), Some(Rate::new(3, 900)))
+    ///     .build();
+    /// assert!(s.is_ok());
+    /// assert!(Security::builder().credential_failure_limits(Some(Rate::new(0, 60)), None).build().is_err());
+    /// ```
+    pub fn credential_failure_limits(
+        mut self,
+        per_client: Option<Rate>,
+        per_client_and_identity: Option<Rate>,
+    ) -> Self {
+        self.failure_limits = Some(CredentialLimits {
+            per_client,
+            per_client_and_identity,
+        });
+        self
+    }
     /// How client addresses are counted by every per-IP limit (route limits
     /// keyed by `ip` or `ip_user`, the login limits): IPv4 by its first
     /// `v4_bits` bits (default 32: the address), IPv6 by its first
@@ -241,6 +274,14 @@ impl SecurityBuilder {
         rate.dry_run = self.rate_dry_run;
         rate.headers = self.rate_headers;
         let client_ip = TrustedProxies::new(&self.trusted_proxies)?.header(self.forwarded_header);
+        let failures = self.failure_limits.unwrap_or(CredentialLimits::DEFAULT);
+        for rate in [failures.per_client, failures.per_client_and_identity]
+            .into_iter()
+            .flatten()
+        {
+            rate.validate()
+                .map_err(|e| ConfigError::new(format!("credential_failure_limits: {e}")))?;
+        }
         let (v4_bits, v6_bits) = self.ip_prefix.unwrap_or((32, 64));
         if !(16..=32).contains(&v4_bits) || !(48..=128).contains(&v6_bits) {
             return Err(ConfigError::new(format!(
@@ -254,6 +295,7 @@ impl SecurityBuilder {
                 basic: self.basic,
                 revocations: self.revocations,
                 rate,
+                failures,
             },
             client_ip,
             ip_prefix: (v4_bits, v6_bits),
