@@ -258,8 +258,17 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
                 extra.push(problem_response(403, R::FORBIDDEN_DOC));
             }
         }
-        if policy.rate().is_some() && !has(429) {
-            extra.push(problem_response(429, R::RATE_DOC));
+        let guessable = !policy.is_public()
+            && (policy.auth().accepts_basic() || policy.auth().accepts_api_key());
+        if !has(429) {
+            if policy.rate().is_some() {
+                extra.push(problem_response(429, R::RATE_DOC));
+            } else if guessable {
+                extra.push(problem_response(
+                    429,
+                    "Too many failed Basic or API-key attempts from this client; see `Retry-After`.",
+                ));
+            }
         }
         meta.responses.extend(extra);
         meta
