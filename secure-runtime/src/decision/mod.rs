@@ -72,7 +72,7 @@ pub(crate) struct Credentials<'r> {
 
 /// Per-request storage the decision borrows from (installed by the
 /// [`Security`](crate::Security) middleware).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Slots {
     /// The authenticated caller.
     pub(crate) principal: OnceLock<Principal>,

@@ -25,7 +25,7 @@ use crate::{
 /// Per-request state installed by the [`Security`] middleware (beside the
 /// `Security` itself): the decision records the principal here, extractors
 /// read it once a policy admitted the request.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct RequestAuth {
     pub(crate) slots: Slots,
 }
@@ -60,8 +60,8 @@ impl<E: Endpoint> Endpoint for SecurityEndpoint<E> {
         // (Authorization and Cookie: Hardening's rule, and RFC 9111).
         let keyed = req.headers().contains_key(self.security.api_key_header());
         req.extensions_mut().insert(self.security.clone());
-        req.extensions_mut()
-            .insert(std::sync::Arc::new(RequestAuth::default()));
+        // By value: one allocation (the extension map's box), no `Arc`.
+        req.extensions_mut().insert(RequestAuth::default());
         if keyed {
             let result = self.respond(req).await;
             let mut resp = match result {
@@ -160,7 +160,7 @@ impl GuardStep<'_> {
 pub(crate) fn guard<'a>(req: &'a Request, policy: &'static Policy) -> GuardStep<'a> {
     let (Some(security), Some(auth)) = (
         req.extensions().get::<Security>(),
-        req.extensions().get::<std::sync::Arc<RequestAuth>>(),
+        req.extensions().get::<RequestAuth>(),
     ) else {
         tracing::error!(
             target: AUDIT_TARGET,
@@ -180,7 +180,7 @@ pub(crate) fn guard<'a>(req: &'a Request, policy: &'static Policy) -> GuardStep<
 pub(crate) fn verified_principal(req: &Request) -> Result<Principal, AuthRejection> {
     let auth = req
         .extensions()
-        .get::<std::sync::Arc<RequestAuth>>()
+        .get::<RequestAuth>()
         .ok_or_else(|| AuthRejection::new(RejectionKind::NotInstalled))?;
     auth.slots
         .admitted

@@ -499,7 +499,7 @@ impl Security {
         let own = Slots::default();
         let slots = req
             .extensions()
-            .get::<Arc<RequestAuth>>()
+            .get::<RequestAuth>()
             .map_or(&own, |auth| &auth.slots);
         let mut decision = self.decision(policy, req, slots)?;
         let verdict = std::future::poll_fn(|cx| decision.poll_decide(cx)).await;
