@@ -458,3 +458,22 @@ mod guessing {
         }
     }
 }
+
+#[tokio::test]
+async fn clients_without_an_address_share_a_bucket_by_default_or_are_refused_when_asked() {
+    use poem_secure::UnknownClient;
+    // Default: pooled (and a warning logged once), never unlimited.
+    let cli = client(&security(|b| b));
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(cli.get("/open").send().await.0.status().as_u16());
+    }
+    assert_eq!(got, [200, 200, 429]);
+    // Refuse: such a request is refused; a client with an address is served.
+    let cli = client(&security(|b| b.unknown_client(UnknownClient::Refuse)));
+    cli.get("/open")
+        .send()
+        .await
+        .assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(status(&cli, "/open", "192.0.2.70:1000", "").await, 200);
+}

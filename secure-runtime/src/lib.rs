@@ -72,6 +72,9 @@ pub use stores::rate::{RedisRateLimiter, RedisRateLimiterBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use stores::redis_conn::{RedisConnection, RedisTarget};
 
+// Layer 4: the decision.
+pub use decision::rate::UnknownClient;
+
 // Layer 5: poem and poem-openapi.
 pub use web::client_ip::{ForwardedHeader, TrustedProxies};
 pub use web::failure::{FailureAttempt, FailureLimit, LoginAttempt, LoginLimits};

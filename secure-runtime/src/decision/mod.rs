@@ -388,14 +388,15 @@ impl<'r> Decision<'r> {
             ip: self.input.ip,
         };
         match self.d.rate.begin(q) {
-            None => {
+            Err(e) => Next::Finish(Err(e)),
+            Ok(None) => {
                 self.note(Enforced {
                     counted: false,
                     status: None,
                 });
                 self.after_limit(p)
             }
-            Some(answer) => Next::Go(Step::Limit(p, q, answer)),
+            Ok(Some(answer)) => Next::Go(Step::Limit(p, q, answer)),
         }
     }
 

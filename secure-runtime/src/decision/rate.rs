@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use crate::model::{
     answer::Answer,
     audit::AUDIT_TARGET,
-    rate::{LimiterUnavailable, RateLimiter, RateOutcome, RateQuery, RateStatus},
-    rejection::AuthRejection,
+    rate::{LimiterUnavailable, PartitionKey, RateLimiter, RateOutcome, RateQuery, RateStatus},
+    rejection::{AuthRejection, RejectionKind},
 };
 
 /// Per-request slot through which the guard hands the route's rate status to
@@ -28,6 +28,23 @@ pub(crate) struct RateSettings {
     pub(crate) allow_keys: HashSet<Box<str>>,
     pub(crate) dry_run: bool,
     pub(crate) headers: bool,
+    /// What a per-IP limit does for a client without an IP address.
+    pub(crate) unknown_client: UnknownClient,
+}
+
+/// What a per-IP limit does with a client whose address is unknown (a
+/// Unix-socket peer, or a trusted proxy that sent no forwarding header).
+/// See [`SecurityBuilder::unknown_client`](crate::SecurityBuilder::unknown_client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnknownClient {
+    /// Such clients share one bucket per limit; the first time it happens
+    /// the process logs a warning (never silently).
+    #[default]
+    SharedBucket,
+    /// Such a request is refused (500, an error log naming the fix): for
+    /// deployments that must never pool unknown clients.
+    Refuse,
 }
 
 /// What [`RateSettings::enforce`] did with an admitted request.
@@ -47,6 +64,32 @@ impl RateSettings {
             allow_keys: HashSet::new(),
             dry_run: false,
             headers: false,
+            unknown_client: UnknownClient::default(),
+        }
+    }
+
+    /// A per-IP key without an IP: pooled (with a warning, once) or refused.
+    fn unknown_client(&self, q: &RateQuery<'_>) -> Result<(), AuthRejection> {
+        if !matches!(
+            q.key,
+            PartitionKey::Ip(None) | PartitionKey::IpUser(None, _)
+        ) {
+            return Ok(());
+        }
+        match self.unknown_client {
+            UnknownClient::SharedBucket => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    tracing::warn!(target: AUDIT_TARGET, event = "unknown_client_ip", bucket = q.bucket,
+                        "a client without an IP address is rate limited in one bucket shared by all such clients; configure trusted_proxies with the forwarding header your proxy sends, or SecurityBuilder::unknown_client(UnknownClient::Refuse)");
+                });
+                Ok(())
+            }
+            UnknownClient::Refuse => {
+                tracing::error!(target: AUDIT_TARGET, event = "unknown_client_ip", bucket = q.bucket,
+                    "refused: a per-IP limit cannot tell this client apart (no IP address); configure trusted_proxies with the forwarding header your proxy sends");
+                Err(AuthRejection::new(RejectionKind::Misconfigured))
+            }
         }
     }
 
@@ -72,8 +115,12 @@ impl RateSettings {
     pub(crate) fn begin<'a>(
         &'a self,
         q: RateQuery<'a>,
-    ) -> Option<Answer<'a, Result<RateOutcome, LimiterUnavailable>>> {
-        (!self.exempt(&q, true)).then(|| self.limiter.check(q))
+    ) -> Result<Option<Answer<'a, Result<RateOutcome, LimiterUnavailable>>>, AuthRejection> {
+        if self.exempt(&q, true) {
+            return Ok(None);
+        }
+        self.unknown_client(&q)?;
+        Ok(Some(self.limiter.check(q)))
     }
 
     /// Applies allow-lists, the limiter and dry-run to one request: `Ok`
@@ -93,6 +140,7 @@ impl RateSettings {
                 status: None,
             });
         }
+        self.unknown_client(q)?;
         let result = self.limiter.check(*q).await;
         self.decide(q, result, policy, route)
     }

@@ -10,7 +10,7 @@ use poem::{
 use crate::{
     decision::{
         failures::CredentialLimits,
-        rate::{RateSettings, RateSlot},
+        rate::{RateSettings, RateSlot, UnknownClient},
         Decider, Decision, Input, Slots,
     },
     model::{
@@ -91,6 +91,7 @@ pub struct SecurityBuilder {
     api_key_header: Option<String>,
     ip_prefix: Option<(u8, u8)>,
     failure_limits: Option<CredentialLimits>,
+    unknown_client: Option<UnknownClient>,
     /// What upper layers (the issuer) attach to the configuration.
     pub(crate) extensions: poem::http::Extensions,
 }
@@ -227,6 +228,20 @@ impl SecurityBuilder {
         });
         self
     }
+    /// What per-IP limits do with a client that has no IP address (a
+    /// Unix-socket peer, or a trusted proxy that sent no forwarding
+    /// header): by default they share one bucket per limit, with a warning
+    /// logged the first time; [`UnknownClient::Refuse`] refuses such
+    /// requests (500, with an error log naming the fix).
+    ///
+    /// ```
+    /// use secure_runtime::{Security, UnknownClient};
+    /// assert!(Security::builder().unknown_client(UnknownClient::Refuse).build().is_ok());
+    /// ```
+    pub fn unknown_client(mut self, policy: UnknownClient) -> Self {
+        self.unknown_client = Some(policy);
+        self
+    }
     /// How client addresses are counted by every per-IP limit (route limits
     /// keyed by `ip` or `ip_user`, the login limits): IPv4 by its first
     /// `v4_bits` bits (default 32: the address), IPv6 by its first
@@ -273,6 +288,7 @@ impl SecurityBuilder {
             .collect();
         rate.dry_run = self.rate_dry_run;
         rate.headers = self.rate_headers;
+        rate.unknown_client = self.unknown_client.unwrap_or_default();
         let client_ip = TrustedProxies::new(&self.trusted_proxies)?.header(self.forwarded_header);
         let failures = self.failure_limits.unwrap_or(CredentialLimits::DEFAULT);
         for rate in [failures.per_client, failures.per_client_and_identity]
