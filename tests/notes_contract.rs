@@ -861,6 +861,27 @@ fn refresh_grants_are_limited_to_ten_a_minute_per_client_ip() {
 }
 
 #[test]
+fn one_session_cannot_be_refreshed_in_a_loop_from_many_addresses() {
+    let svc = Service::start_with(&[TRUST_LOOPBACK]);
+    let mut g = svc.tokens("alice", None);
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let ip = fresh_ip();
+        let r = svc.form(
+            "/auth/refresh",
+            &[("x-forwarded-for", ip.as_str())],
+            &[("refresh_token", g.refresh.as_str())],
+        );
+        statuses.push(r.status);
+        if r.status == 200 {
+            g = notes_service::Grant::from_json(&r.json());
+        }
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "{statuses:?}");
+}
+
+#[test]
 fn api_key_lifecycle_create_list_use_revoke() {
     let svc = Service::start();
     let admin = svc.tokens("admin", None).access;

@@ -113,7 +113,7 @@ impl<C: AuthCatalogue> AuthApi<C> {
                 ),
             },
             "refresh_token" => match f.refresh_token.as_deref() {
-                Some(t) => match self.service.limit_refresh(req).await {
+                Some(t) => match self.service.limit_refresh(req, t).await {
                     Ok(()) => self.service.refresh(t, f.scope.as_deref()).await,
                     Err(limited) => limited,
                 },
@@ -132,7 +132,7 @@ impl<C: AuthCatalogue> AuthApi<C> {
     /// Rotates a refresh token: a new pair, the old refresh token dead.
     #[oai(path = "/refresh", method = "post")]
     async fn refresh(&self, req: &Request, form: Form<RefreshForm>) -> TokenResponse {
-        if let Err(limited) = self.service.limit_refresh(req).await {
+        if let Err(limited) = self.service.limit_refresh(req, &form.0.refresh_token).await {
             return limited;
         }
         self.service

@@ -147,7 +147,8 @@ impl TokenService {
         &self.0.auth
     }
 
-    /// Limits refresh-token grants per client network (IPv6 /64), on every
+    /// Limits refresh-token grants per client network (IPv6 /64) and per
+    /// session (the family the token names), each at `rate`, on every
     /// endpoint that carries the grant (`/auth/token` with
     /// `grant_type=refresh_token` and `/auth/refresh`); default 60/min,
     /// `None` for none. Every attempt counts, valid or not.
@@ -156,24 +157,50 @@ impl TokenService {
     }
 
     /// Applies the refresh limit to one refresh attempt.
-    pub(super) async fn limit_refresh(&self, req: &Request) -> Result<(), TokenResponse> {
+    pub(super) async fn limit_refresh(
+        &self,
+        req: &Request,
+        refresh_token: &str,
+    ) -> Result<(), TokenResponse> {
         let Some(rate) = self.0.refresh_limit else {
             return Ok(());
         };
         let security = &self.0.security;
         let ip = security.client_ip(req);
-        let q = RateQuery {
-            bucket: "refresh:attempts:ip",
-            key: PartitionKey::Ip(security.rate_key_ip(ip)),
-            rate,
-            ip,
-        };
-        security
-            .rate_settings()
-            .enforce(&q, "refresh", "auth/refresh")
-            .await
-            .map(|_| ())
-            .map_err(|e| limited(&e))
+        let mut queries = vec![(
+            "refresh:attempts:ip",
+            RateQuery {
+                bucket: "refresh:attempts:ip",
+                key: PartitionKey::Ip(security.rate_key_ip(ip)),
+                rate,
+                ip,
+            },
+        )];
+        // `family.secret`: the family a token names is limited too, so one
+        // stolen (or demo) session cannot be refreshed in a loop from many
+        // addresses.
+        if let Some((family, _)) = refresh_token
+            .split_once('.')
+            .filter(|(f, _)| !f.is_empty() && f.len() <= 64)
+        {
+            queries.push((
+                "refresh:attempts:family",
+                RateQuery {
+                    bucket: "refresh:attempts:family",
+                    key: PartitionKey::Custom(family),
+                    rate,
+                    ip,
+                },
+            ));
+        }
+        for (name, q) in &queries {
+            security
+                .rate_settings()
+                .enforce(q, name, "auth/refresh")
+                .await
+                .map_err(|e| limited(&e))?;
+        }
+        Ok(())
     }
 
     /// Applies the attempt limits, then reserves a failure in the failure
