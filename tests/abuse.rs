@@ -238,6 +238,11 @@ mod guessing {
 
     use super::peer;
 
+    thread_local! {
+        /// The last `setup()`'s Security, to mint valid tokens.
+        static SEC: std::cell::RefCell<Option<Security>> = const { std::cell::RefCell::new(None) };
+    }
+
     /// A Basic verifier that counts every verification it is asked for (each
     /// would be an argon2 run) and records the failed ones per (ip, user).
     #[derive(Clone, Default)]
@@ -289,6 +294,12 @@ mod guessing {
         "ok"
     }
 
+    #[secure]
+    #[handler]
+    async fn bearer_route() -> &'static str {
+        "ok"
+    }
+
     /// 4 failures per client, 2 per (client, identity), on a clock that
     /// never moves (no refill during a test).
     fn setup() -> (Counting, Counting, TestClient<impl Endpoint>) {
@@ -310,8 +321,10 @@ mod guessing {
             Route::new()
                 .at("/basic", get(basic_route))
                 .at("/key", get(key_route))
-                .with(sec),
+                .at("/bearer", get(bearer_route))
+                .with(sec.clone()),
         ));
+        SEC.with(|s| *s.borrow_mut() = Some(sec));
         (basic, keys, cli)
     }
 
@@ -426,6 +439,32 @@ mod guessing {
         assert_eq!(&statuses[..4], [401; 4], "{statuses:?}");
         assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
         assert_eq!(keys.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn invalid_bearer_tokens_spend_the_client_budget_valid_ones_never_touch_it() {
+        let (_, _, cli) = setup();
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let resp = cli
+                .get("/bearer")
+                .header("x-test-peer", "203.0.113.44:1000")
+                .header("authorization", format!("Bearer not.a.token{i}"))
+                .send()
+                .await;
+            statuses.push(resp.0.status().as_u16());
+        }
+        assert_eq!(statuses, [401, 401, 401, 401, 429, 429]);
+        // A valid token is verified and served without asking the limiter.
+        let sec = SEC.with(|s| s.borrow().clone()).expect("setup ran");
+        let valid = poem_secure::testing::token(&sec, "alice").bearer();
+        let resp = cli
+            .get("/bearer")
+            .header("x-test-peer", "203.0.113.44:1000")
+            .header("authorization", valid)
+            .send()
+            .await;
+        assert_eq!(resp.0.status(), StatusCode::OK);
     }
 
     proptest! {

@@ -39,6 +39,10 @@ impl CredentialLimits {
     }
 }
 
+/// The bucket of invalid bearer tokens per client (counted after the
+/// verification, which is cheap: a valid token never touches the limiter).
+pub(crate) const BEARER_BUCKET: &str = "auth:bearer:failures:client";
+
 /// Which credential a budget is for (its buckets are separate).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Guessable {

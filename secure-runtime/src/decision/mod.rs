@@ -106,6 +106,13 @@ enum Step<'r> {
     Start,
     /// Verifying the `Authorization` credential (a key source, or Basic).
     Authz(Answer<'r, Result<Principal, AuthRejection>>),
+    /// An invalid bearer token is counted against the client's failure
+    /// budget: within it the answer stays the 401, over it a 429.
+    BearerFailure(
+        RateQuery<'r>,
+        Answer<'r, Result<RateOutcome, LimiterUnavailable>>,
+        Option<AuthRejection>,
+    ),
     /// The bearer's revocation check.
     Revocation(&'r Principal, Answer<'r, Result<bool, CredentialError>>),
     /// Verifying the API key (`first`: the `Authorization` principal, which
@@ -160,8 +167,28 @@ impl<'r> Decision<'r> {
                 Step::Authz(answer) => match poll_answer(answer, cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(p)) => self.authenticated_by_authz(p),
-                    Poll::Ready(Err(e)) => Next::Finish(Err(e)),
+                    Poll::Ready(Err(e)) => self.authz_failed(e),
                 },
+                Step::BearerFailure(q, answer, refusal) => {
+                    let q = *q;
+                    match poll_answer(answer, cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => {
+                            let route = self.policy.id();
+                            let refusal = refusal.take().unwrap_or_else(|| {
+                                AuthRejection::new(RejectionKind::Misconfigured)
+                            });
+                            match self
+                                .d
+                                .rate
+                                .decide(&q, result, failures::BEARER_BUCKET, route)
+                            {
+                                Ok(_) => Next::Finish(Err(refusal)),
+                                Err(over_budget) => Next::Finish(Err(over_budget)),
+                            }
+                        }
+                    }
+                }
                 Step::Revocation(p, answer) => {
                     let p = *p;
                     match poll_answer(answer, cx) {
@@ -261,6 +288,28 @@ impl<'r> Decision<'r> {
                     self.limit(None)
                 }
             },
+        }
+    }
+
+    /// The `Authorization` credential failed. An invalid bearer token is
+    /// counted against the client's failure budget (only failures touch the
+    /// limiter: a valid token costs nothing more).
+    fn authz_failed(&mut self, e: AuthRejection) -> Next<'r> {
+        let counted = matches!(self.input.creds.authz, Some(Presented::Bearer(_)))
+            && matches!(e.kind(), RejectionKind::Invalid(..));
+        let Some(rate) = self.d.failures.per_client.filter(|_| counted) else {
+            return Next::Finish(Err(e));
+        };
+        let q = RateQuery {
+            bucket: failures::BEARER_BUCKET,
+            key: PartitionKey::Ip(self.input.ip_key),
+            rate,
+            ip: self.input.ip,
+        };
+        match self.d.rate.begin(q) {
+            Ok(Some(answer)) => Next::Go(Step::BearerFailure(q, answer, Some(e))),
+            Ok(None) => Next::Finish(Err(e)),
+            Err(refused) => Next::Finish(Err(refused)),
         }
     }
 

@@ -280,7 +280,7 @@ mod tests {
         let s = RateSettings::new(Arc::new(Down));
         let q = RateQuery {
             bucket: "b",
-            key: PartitionKey::Ip(None),
+            key: PartitionKey::Ip(Some(std::net::Ipv4Addr::LOCALHOST.into())),
             rate: Rate::new(1, 1),
             ip: None,
         };
