@@ -132,6 +132,9 @@ impl ClientIpPending {
 }
 
 /// A guard's state: the decision, or a refusal known before it started.
+// The decision lives inline in the guard's future: boxing it would cost an
+// allocation per request, which is what the single-poll path avoids.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum GuardStep<'a> {
     Deciding(Decision<'a>),
     Refused(Option<AuthRejection>),
