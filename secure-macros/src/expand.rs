@@ -69,8 +69,10 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
     if !d.groups.is_empty() {
         calls.push(quote!(.with_rule(&#req::__RULE)));
     }
-    if d.check.is_some() {
+    if let Some(path) = &d.check {
         calls.push(quote!(.with_check(#req::__check as #p::CheckFn)));
+        let name = quote!(#path).to_string().replace(' ', "");
+        calls.push(quote!(.with_check_name(#name)));
     }
     if let Some(c) = &d.catalogue {
         calls.push(quote!(.with_catalogue(&#c)));

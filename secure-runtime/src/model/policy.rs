@@ -62,6 +62,7 @@ pub struct Policy {
     rate_key: RateKey,
     rate_group: Option<&'static str>,
     check: Option<CheckFn>,
+    check_name: Option<&'static str>,
     catalogue: Option<&'static Catalogue>,
     rule: Option<&'static Rule>,
 }
@@ -83,6 +84,7 @@ impl Policy {
             rate_key: RateKey::Default,
             rate_group: None,
             check: None,
+            check_name: None,
             catalogue: None,
             rule: None,
         }
@@ -140,6 +142,19 @@ impl Policy {
     #[must_use]
     pub const fn with_check(mut self, check: CheckFn) -> Policy {
         self.check = Some(check);
+        self
+    }
+    /// The name of the declaration's `check` rule (its path as written, with
+    /// the arguments it takes), for documentation and the security matrix.
+    ///
+    /// ```
+    /// use secure_runtime::Policy;
+    /// const P: Policy = Policy::secured("app::delete").with_check_name("owns_note(id, self)");
+    /// assert_eq!(P.check_name(), Some("owns_note(id, self)"));
+    /// ```
+    #[must_use]
+    pub const fn with_check_name(mut self, name: &'static str) -> Policy {
+        self.check_name = Some(name);
         self
     }
     /// The scope and role catalogue the declaration was checked against.
@@ -204,6 +219,11 @@ impl Policy {
     /// The custom rule, if any.
     pub const fn check(&self) -> Option<CheckFn> {
         self.check
+    }
+    /// The name of the `check` rule, if the declaration has one (also when
+    /// the check runs inside the handler, with typed arguments).
+    pub const fn check_name(&self) -> Option<&'static str> {
+        self.check_name
     }
     /// The composed requirement (`any(...)` / `all(...)`), if any: met in
     /// addition to [`scopes`](Policy::scopes), [`roles`](Policy::roles) and
