@@ -21,7 +21,7 @@ use poem_secure::{
     route::{self, Route},
     secure,
     tokens::{AuthCatalogue, LoginKey, TokenService},
-    ApiKeys, Authenticator, Catalogue, CorsPolicy, Hardening, JwtConfig, LoginLimits,
+    ApiKeys, Authenticator, Catalogue, CorsPolicy, Denied, Hardening, JwtConfig, LoginLimits,
     MemoryApiKeyStore, MemorySessionStore, MemoryUserStore, PasswordHasher, Principal, Rate,
     Security, SessionStore, StrictString, UserRecord,
 };
@@ -166,6 +166,16 @@ impl Notes {
     }
 }
 
+/// The owner rule of `DELETE /notes/{id}`, run with the operation's own
+/// `id` once it is extracted: someone else's note is 404, exactly like a
+/// missing one.
+async fn owns_note(who: &Principal, id: &u64, notes: &Notes) -> Result<(), Denied> {
+    match notes.with(|n| n.get(id).map(|note| note.owner == who.subject())) {
+        Some(true) => Ok(()),
+        _ => Err(Denied::not_found().because("not the note's owner")),
+    }
+}
+
 #[deny_unprotected(catalogue = ACCESS)]
 #[OpenApi]
 impl Notes {
@@ -219,18 +229,18 @@ impl Notes {
         }
     }
 
-    #[secure(scopes = "notes:write")]
+    /// Deletes a note: its owner may, and so may a caller holding the
+    /// permission `notes:delete-any` (an administrator), who skips the owner
+    /// check. Someone else's note is 404 to everyone else.
+    #[secure(
+        scopes = "notes:write",
+        any(permissions = "notes:delete-any", check = owns_note(id, self))
+    )]
     #[oai(path = "/notes/:id", method = "delete")]
-    async fn delete(&self, who: Principal, id: Path<u64>) -> Deleted {
-        let any = who.has_permission("notes:delete-any");
-        let removed = self.with(|n| match n.get(&id.0) {
-            Some(note) if any || note.owner == who.subject() => n.remove(&id.0).is_some(),
-            _ => false,
-        });
-        if removed {
-            Deleted::Done
-        } else {
-            Deleted::NotFound
+    async fn delete(&self, id: Path<u64>) -> Deleted {
+        match self.with(|n| n.remove(&id.0)) {
+            Some(_) => Deleted::Done,
+            None => Deleted::NotFound,
         }
     }
 

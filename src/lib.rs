@@ -52,9 +52,9 @@ pub mod __private {
     };
     pub use secure_macros::__checked as checked;
     pub use secure_runtime::{
-        check_future, guard_check,
+        check_argument, check_due, check_future, guard_check,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
-        AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate, RateKey,
-        RateKeyFn, Requirement, Roles, Rule,
+        typed_check, AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate,
+        RateKey, RateKeyFn, Requirement, Roles, Rule,
     };
 }

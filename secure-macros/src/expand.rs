@@ -69,9 +69,11 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
     if !d.groups.is_empty() {
         calls.push(quote!(.with_rule(&#req::__RULE)));
     }
-    if let Some(path) = &d.check {
-        calls.push(quote!(.with_check(#req::__check as #p::CheckFn)));
-        let name = quote!(#path).to_string().replace(' ', "");
+    if let Some(c) = &d.check {
+        if c.args.is_none() {
+            calls.push(quote!(.with_check(#req::__check as #p::CheckFn)));
+        }
+        let name = c.name();
         calls.push(quote!(.with_check_name(#name)));
     }
     if let Some(c) = &d.catalogue {
@@ -123,8 +125,8 @@ fn roles(p: &TokenStream, r: &Roles) -> TokenStream {
 }
 
 /// The runtime `Rule` of the top-level groups (ANDed when several).
-fn rule(p: &TokenStream, groups: &[Group]) -> TokenStream {
-    fn group(p: &TokenStream, g: &Group) -> TokenStream {
+fn rule(p: &TokenStream, groups: &[Group], check: &str) -> TokenStream {
+    fn group(p: &TokenStream, g: &Group, check: &str) -> TokenStream {
         let members = g.members.iter().map(|m| match m {
             Grant::Scopes(v) => {
                 let v = strs(v);
@@ -138,7 +140,8 @@ fn rule(p: &TokenStream, groups: &[Group]) -> TokenStream {
                 let v = strs(v);
                 quote!(#p::Rule::Permissions(#v))
             }
-            Grant::Group(g) => group(p, g),
+            Grant::Group(g) => group(p, g, check),
+            Grant::Check => quote!(#p::Rule::Check(#check)),
         });
         match g.mode {
             GroupMode::Any => quote!(#p::Rule::Any(&[#(#members),*])),
@@ -146,9 +149,9 @@ fn rule(p: &TokenStream, groups: &[Group]) -> TokenStream {
         }
     }
     match groups {
-        [one] => group(p, one),
+        [one] => group(p, one, check),
         _ => {
-            let all = groups.iter().map(|g| group(p, g));
+            let all = groups.iter().map(|g| group(p, g, check));
             quote!(#p::Rule::All(&[#(#all),*]))
         }
     }
@@ -179,7 +182,7 @@ fn all_of(what: &str, v: &[Name]) -> String {
 }
 
 /// A group in words; nested groups are parenthesised.
-fn group_text(g: &Group, nested: bool) -> String {
+fn group_text(g: &Group, nested: bool, check: &str) -> String {
     let parts: Vec<String> = g
         .members
         .iter()
@@ -187,7 +190,8 @@ fn group_text(g: &Group, nested: bool) -> String {
             Grant::Scopes(v) => all_of("scope", v),
             Grant::Roles(r) => roles_text(r),
             Grant::Permissions(v) => all_of("permission", v),
-            Grant::Group(g) => group_text(g, true),
+            Grant::Group(g) => group_text(g, true, check),
+            Grant::Check => format!("the check `{check}` passes"),
         })
         .collect();
     if let [one] = parts.as_slice() {
@@ -204,6 +208,14 @@ fn group_text(g: &Group, nested: bool) -> String {
     }
 }
 
+fn group_has_check(g: &Group) -> bool {
+    g.members.iter().any(|m| match m {
+        Grant::Check => true,
+        Grant::Group(g) => group_has_check(g),
+        _ => false,
+    })
+}
+
 /// The documented meaning of a 403 for this declaration, composition included.
 pub(crate) fn forbidden_doc(d: &Decl) -> String {
     let mut parts = Vec::new();
@@ -216,15 +228,20 @@ pub(crate) fn forbidden_doc(d: &Decl) -> String {
     if !d.permissions.is_empty() {
         parts.push(format!("all of the permissions {}", list(&d.permissions)));
     }
-    parts.extend(d.groups.iter().map(|g| group_text(g, false)));
+    let check = d.check.as_ref().map(|c| c.name()).unwrap_or_default();
+    parts.extend(d.groups.iter().map(|g| group_text(g, false, &check)));
     let sep = if d.groups.is_empty() { "; " } else { "; and " };
     let mut doc = if parts.is_empty() {
         "Forbidden.".to_owned()
     } else {
         format!("Forbidden unless the caller has {}.", parts.join(sep))
     };
+    let in_group = d.groups.iter().any(group_has_check);
+    if d.check.is_some() && !in_group {
+        doc.push_str(&format!(" The check `{check}` must also pass."));
+    }
     if d.check.is_some() {
-        doc.push_str(" An object-level check also applies.");
+        doc.push_str(" A refused check may answer 404 instead, to hide whether the object exists.");
     }
     doc
 }
@@ -273,7 +290,8 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
     let policy = policy(d, id, req);
     let mut inherent = TokenStream::new();
     if !d.groups.is_empty() {
-        let rule = rule(&p, &d.groups);
+        let check = d.check.as_ref().map(|c| c.name()).unwrap_or_default();
+        let rule = rule(&p, &d.groups, &check);
         inherent.extend(quote!(const __RULE: #p::Rule = #rule;));
     }
     if let Some(RateKey::Custom(path)) = d.rate_key.as_ref().map(|k| &k.value) {
@@ -283,11 +301,8 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
             },
         );
     }
-    if let Some(path) = &d.check {
-        let span = path
-            .segments
-            .last()
-            .map_or(Span::call_site(), |s| s.ident.span());
+    if let Some(c) = d.check.as_ref().filter(|c| c.args.is_none()) {
+        let (path, span) = (&c.path, c.span());
         inherent.extend(quote_spanned! {span=>
             fn __check<'a>(principal: &'a #p::Principal, request: &'a #p::Request) -> #p::CheckFuture<'a> {
                 #p::check_future(#path(principal, request))
@@ -340,7 +355,19 @@ pub(crate) fn handler(d: &Decl, mut f: ItemFn) -> TokenStream {
         .attrs
         .iter()
         .position(|a| crate::secure::is_attr(a, "handler") && matches!(a.meta, syn::Meta::Path(_)));
+    let typed = d
+        .check
+        .as_ref()
+        .and_then(|c| c.args.as_ref().map(|a| (c, a)));
     let (Some(at), true) = (bare, f.sig.generics.params.is_empty()) else {
+        if let Some((c, _)) = typed {
+            let msg = format!(
+                "`check = {}` needs a non-generic handler under a bare `#[handler]`: the check runs between the extraction of its arguments and the handler's code, which only the endpoint `#[secure]` writes for such a handler can do",
+                c.name()
+            );
+            let e = syn::Error::new(c.span(), msg).into_compile_error();
+            return quote!(#e #f);
+        }
         let guard: FnArg = parse_quote!(_: #k::__private::Guard<#req>);
         f.sig.inputs.insert(0, guard);
         return quote! {
@@ -355,20 +382,64 @@ pub(crate) fn handler(d: &Decl, mut f: ItemFn) -> TokenStream {
     let poem = quote!(#p::poem);
     let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc"));
     let vis = &f.vis;
+    let mut errors = crate::errors::Errors::default();
+    // The check's arguments are extracted first, then the check runs, then
+    // the other parameters (a body among them) are extracted.
+    let sources = typed
+        .and_then(|(c, a)| crate::typed_check::resolve(c, a, &f.sig.inputs, &name, &mut errors));
+    let asserts = typed
+        .zip(sources.as_ref())
+        .map(|((_, a), s)| crate::typed_check::assert_arguments(k, s, a, &f.sig.inputs));
+    let named: Vec<usize> = sources
+        .iter()
+        .flatten()
+        .filter_map(|s| match s {
+            crate::typed_check::Source::Input(i) => Some(*i),
+            crate::typed_check::Source::Receiver => None,
+        })
+        .collect();
+    let mut extract_named = Vec::new();
     let mut extract = Vec::new();
     let mut args = Vec::new();
     for (i, input) in f.sig.inputs.iter().enumerate() {
         if let FnArg::Typed(pat) = input {
             let ty = &pat.ty;
             let arg = format_ident!("p{}", i);
-            extract.push(quote! {
+            let step = quote! {
                 let #arg = <#ty as #poem::FromRequest>::from_request(&req, &mut body).await?;
-            });
+            };
+            if named.contains(&i) {
+                extract_named.push(step);
+            } else {
+                extract.push(step);
+            }
             args.push(arg);
         }
     }
+    let run_check = typed.filter(|_| sources.is_some()).map(|(c, a)| {
+        let who = format_ident!("__secure_who");
+        let binds = named.iter().filter_map(|i| match &f.sig.inputs[*i] {
+            FnArg::Typed(t) => {
+                let pat = crate::typed_check::by_ref(&t.pat);
+                let arg = format_ident!("p{}", i);
+                Some(quote!(#[allow(unused_variables)] let #pat = &#arg;))
+            }
+            FnArg::Receiver(_) => None,
+        });
+        let call_args: Vec<TokenStream> = a.iter().map(|a| quote!(#a)).collect();
+        let call = crate::typed_check::call(c, &who, &call_args);
+        quote! {
+            if let ::core::option::Option::Some(#who) = #p::check_due(&req, <#req as #p::Requirement>::POLICY) {
+                #asserts
+                #(#binds)*
+                #p::typed_check(<#req as #p::Requirement>::POLICY, #who, #call).await?;
+            }
+        }
+    });
+    let errors = (!errors.is_empty()).then(|| errors.into_compile_error());
     let call_await = f.sig.asyncness.is_some().then(|| quote!(.await));
     quote! {
+        #errors
         #items
         #[allow(unused_imports)]
         use #handler_path as _;
@@ -381,6 +452,8 @@ pub(crate) fn handler(d: &Decl, mut f: ItemFn) -> TokenStream {
             async fn call(&self, mut req: #poem::Request) -> #poem::Result<Self::Output> {
                 let (req, mut body) = req.split();
                 #p::guard_check(&req, <#req as #p::Requirement>::POLICY).await?;
+                #(#extract_named)*
+                #run_check
                 #(#extract)*
                 #f
                 let res = #name(#(#args),*)#call_await;
@@ -441,13 +514,43 @@ pub(crate) fn operation(d: &Decl, m: &mut ImplItemFn, self_name: &Ident) -> Toke
         ReturnType::Default => parse_quote!(()),
         ReturnType::Type(_, t) => (**t).clone(),
     };
+    let mut errors = crate::errors::Errors::default();
+    let run_check = d
+        .check
+        .as_ref()
+        .and_then(|c| c.args.as_ref().map(|a| (c, a)))
+        .and_then(|(c, a)| {
+            let sources = crate::typed_check::resolve(c, a, &m.sig.inputs, name, &mut errors)?;
+            let asserts = crate::typed_check::assert_arguments(k, &sources, a, &m.sig.inputs);
+            let args: Vec<TokenStream> = sources
+                .iter()
+                .zip(a)
+                .map(|(s, id)| match s {
+                    crate::typed_check::Source::Receiver => quote!(#id),
+                    crate::typed_check::Source::Input(_) => quote!(&#id),
+                })
+                .collect();
+            let who = format_ident!("__secure_who");
+            let call = crate::typed_check::call(c, &who, &args);
+            Some(quote! {
+                if let ::core::option::Option::Some(#who) = __secure_guard.check_due() {
+                    #asserts
+                    if let ::core::result::Result::Err(e) = #p::typed_check(<#req as #p::Requirement>::POLICY, #who, #call).await {
+                        return #p::Secured::<#ret, #req>::refused(e);
+                    }
+                }
+            })
+        });
     m.sig.output = parse_quote!(-> #p::Secured<#ret, #req>);
     let body = &m.block;
     m.block = parse_quote!({
+        #run_check
         #p::Secured::<#ret, #req>::new(async move #body.await)
     });
+    let errors = (!errors.is_empty()).then(|| errors.into_compile_error());
 
     quote! {
+        #errors
         #items
         impl #req { #(#scope_consts)* }
         impl #p::OperationOutput<#ret> for #req {

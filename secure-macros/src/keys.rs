@@ -109,8 +109,8 @@ pub(crate) const KEYS: &[KeyInfo] = &[
     KeyInfo {
         key: Key::Check,
         name: "check",
-        places: S,
-        example: "`check = path::to::async_fn`",
+        places: SG,
+        example: "`check = owns_item(id, store)` (the handler's parameters) or `check = path::to::async_fn`",
         doc: "a custom async rule run after the built-in ones",
     },
     KeyInfo {

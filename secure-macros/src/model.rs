@@ -114,6 +114,47 @@ pub(crate) enum Grant {
     Roles(Roles),
     Permissions(Vec<Name>),
     Group(Group),
+    /// The declaration's one `check` (kept in [`Decl::check`]).
+    Check,
+}
+
+/// `check = path` (a rule on the caller and the request) or
+/// `check = path(a, b)` (a rule on the caller and the handler's own
+/// parameters `a` and `b`, run once they are extracted).
+pub(crate) struct Check {
+    pub(crate) path: Path,
+    /// `None` for `check = path`; the parameter names otherwise.
+    pub(crate) args: Option<Vec<syn::Ident>>,
+}
+
+impl Check {
+    /// The check as written, for documentation: `owns_note(id, self)`.
+    pub(crate) fn name(&self) -> String {
+        let path = self
+            .path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect::<Vec<_>>()
+            .join("::");
+        match &self.args {
+            None => path,
+            Some(a) => format!(
+                "{path}({})",
+                a.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    /// The span of the check's function name.
+    pub(crate) fn span(&self) -> Span {
+        self.path
+            .segments
+            .last()
+            .map_or_else(Span::call_site, |s| s.ident.span())
+    }
 }
 
 /// A validated `#[secure(...)]` / `#[public(...)]` declaration.
@@ -128,7 +169,7 @@ pub(crate) struct Decl {
     pub(crate) rate_key: Option<Spanned<RateKey>>,
     pub(crate) rate_group: Option<Spanned<String>>,
     pub(crate) auth: Auth,
-    pub(crate) check: Option<Path>,
+    pub(crate) check: Option<Check>,
     pub(crate) catalogue: Option<Path>,
     pub(crate) krate: Path,
     /// Keys given at the top level, each spanned at the key, for
@@ -214,7 +255,7 @@ impl Decl {
             d.given.push(Spanned::new(key, arg.key.span()));
             let e = match value {
                 Value::Group(list, span) => {
-                    if let Some(g) = group(key, &arg.key, list, span, errors) {
+                    if let Some(g) = group(key, &arg.key, list, span, &mut d.check, errors) {
                         d.groups.push(g);
                     }
                     continue;
@@ -235,7 +276,9 @@ impl Decl {
                         d.auth = a;
                     }
                 }
-                Key::Check => d.check = path(e, key, errors),
+                Key::Check => {
+                    set_check(&mut d.check, e, errors);
+                }
                 Key::Catalogue => d.catalogue = path(e, key, errors),
                 Key::Crate => d.krate = crate_path(e, errors).unwrap_or(d.krate),
                 // Groups are taken above.
@@ -260,6 +303,7 @@ impl Decl {
                     Grant::Roles(r) => out.extend(r.names.iter().map(|n| ("role", n))),
                     Grant::Permissions(v) => out.extend(v.iter().map(|n| ("permission", n))),
                     Grant::Group(g) => walk(g, out),
+                    Grant::Check => {}
                 }
             }
         }
@@ -270,12 +314,79 @@ impl Decl {
     }
 }
 
+/// Parses `check = ...` into `slot`: a declaration has one check.
+fn set_check(slot: &mut Option<Check>, e: &Expr, errors: &mut Errors) -> bool {
+    let Some(c) = check(e, errors) else {
+        return false;
+    };
+    if slot.is_some() {
+        errors.at(
+            e.span(),
+            "a declaration has one `check`: combine the rules in one function, or name the same check once",
+        );
+        return false;
+    }
+    *slot = Some(c);
+    true
+}
+
+/// `path` or `path(a, b, self)`.
+fn check(e: &Expr, errors: &mut Errors) -> Option<Check> {
+    const EXAMPLE: &str =
+        "expected a path to an async fn, e.g. `check = owns_item` or `check = owns_item(id, store)`";
+    match e {
+        Expr::Path(p) => Some(Check {
+            path: p.path.clone(),
+            args: None,
+        }),
+        Expr::Call(call) => {
+            let Expr::Path(f) = &*call.func else {
+                errors.at(call.func.span(), EXAMPLE);
+                return None;
+            };
+            let mut args = Vec::new();
+            for a in &call.args {
+                match a {
+                    Expr::Path(p)
+                        if p.qself.is_none()
+                            && p.path.segments.len() == 1
+                            && p.path.segments[0].arguments.is_none() =>
+                    {
+                        let id = p.path.segments[0].ident.clone();
+                        if args.iter().any(|x: &syn::Ident| *x == id) {
+                            errors.at(id.span(), format!("`{id}` is passed to the check twice"));
+                            return None;
+                        }
+                        args.push(id);
+                    }
+                    _ => {
+                        errors.at(
+                            a.span(),
+                            "a check argument names one of the handler's parameters (or `self`), e.g. `check = owns_item(id, store)`",
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(Check {
+                path: f.path.clone(),
+                args: Some(args),
+            })
+        }
+        _ => {
+            errors.at(e.span(), EXAMPLE);
+            None
+        }
+    }
+}
+
 /// `any(...)` / `all(...)`: its members, each a grant requirement or a group.
 fn group(
     key: Key,
     keyword: &syn::Ident,
     list: &[RawArg],
     parens: Span,
+    check: &mut Option<Check>,
     errors: &mut Errors,
 ) -> Option<Group> {
     let (mode, kw) = match key {
@@ -306,15 +417,12 @@ fn group(
             continue;
         };
         if !inner.allowed(Places::GROUP) {
-            let msg = match inner {
-                Key::Check => format!(
-                    "`check` inside `{kw}(...)` is not supported yet: give `check = ...` at the top level, where it is ANDed with the other requirements"
-                ),
-                _ => format!(
+            errors.at(
+                arg.key.span(),
+                format!(
                     "`{name}` applies to the whole handler and cannot stand inside `{kw}(...)`: move it to the top level of the attribute"
                 ),
-            };
-            errors.at(arg.key.span(), msg);
+            );
             continue;
         }
         let Some(value) = value(arg, inner, errors) else {
@@ -322,13 +430,14 @@ fn group(
         };
         let member = match (inner, value) {
             (_, Value::Group(list, span)) => {
-                group(inner, &arg.key, list, span, errors).map(Grant::Group)
+                group(inner, &arg.key, list, span, check, errors).map(Grant::Group)
             }
             (Key::Scopes, Value::Expr(e)) => nonempty(names(e, "scope", errors)).map(Grant::Scopes),
             (Key::Permissions, Value::Expr(e)) => {
                 nonempty(names(e, "permission", errors)).map(Grant::Permissions)
             }
             (Key::Roles, Value::Expr(e)) => roles(e, errors).map(Grant::Roles),
+            (Key::Check, Value::Expr(e)) => set_check(check, e, errors).then_some(Grant::Check),
             (_, Value::Expr(_)) => None,
         };
         members.extend(member);

@@ -76,9 +76,10 @@ pub use stores::redis_conn::{RedisConnection, RedisTarget};
 pub use decision::rate::UnknownClient;
 
 // Layer 5: poem and poem-openapi.
+pub use web::check_args::{check_argument, CheckArgument};
 pub use web::client_ip::{ForwardedHeader, TrustedProxies};
 pub use web::failure::{FailureAttempt, FailureLimit, LoginAttempt, LoginLimits};
-pub use web::guard::{guard_check, Guard, GuardCheck};
+pub use web::guard::{check_due, guard_check, typed_check, Guard, GuardCheck};
 pub use web::middleware::SecurityEndpoint;
 pub use web::openapi;
 pub use web::response::problem;

@@ -11,8 +11,10 @@ use crate::{
     verify::{credentials::CredentialError, jwt::TokenError},
 };
 
-/// Scopes, roles and permissions.
-pub(super) fn grants(policy: &Policy, p: &Principal) -> Result<(), AuthRejection> {
+/// The caller's grants against the policy: `Ok(true)` when they pass but the
+/// declaration's `check` must still run (top level, or the only way left to
+/// meet an `any(...)`).
+pub(super) fn grants(policy: &Policy, p: &Principal) -> Result<bool, AuthRejection> {
     if !policy.scopes().iter().all(|s| p.has_scope(s)) {
         tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
             subject = p.subject(), reason = "missing scope");
@@ -28,14 +30,23 @@ pub(super) fn grants(policy: &Policy, p: &Principal) -> Result<(), AuthRejection
             subject = p.subject(), reason = "missing permission");
         return Err(AuthRejection::new(RejectionKind::Forbidden));
     }
+    let has_check = policy.check().is_some() || policy.check_name().is_some();
     if let Some(rule) = policy.rule() {
-        if let Err(unmet) = rule.evaluate(p) {
-            tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
-                subject = p.subject(), reason = "requirement not met", missing = %unmet);
-            return Err(AuthRejection::unmet(&unmet));
+        let in_rule = rule.mentions_check();
+        match rule.evaluate(p) {
+            // Met without the check: a check inside the rule need not run.
+            Ok(()) if in_rule => return Ok(false),
+            Ok(()) => {}
+            // Only the check can still meet the rule.
+            Err(_) if in_rule && rule.met_if_check_passes(p) => return Ok(true),
+            Err(unmet) => {
+                tracing::info!(target: AUDIT_TARGET, event = "access_denied", route = policy.id(),
+                    subject = p.subject(), reason = "requirement not met", missing = %unmet);
+                return Err(AuthRejection::unmet(&unmet));
+            }
         }
     }
-    Ok(())
+    Ok(has_check)
 }
 
 /// A request without credentials: allowed through on a public route only.

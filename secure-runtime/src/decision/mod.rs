@@ -81,6 +81,9 @@ pub(crate) struct Slots {
     /// Set once a policy admitted the request: only then do extractors see
     /// the principal.
     pub(crate) admitted: OnceLock<()>,
+    /// The id of the policy whose typed `check` is still to run, in the
+    /// handler, once its arguments are extracted.
+    pub(crate) check_due: OnceLock<&'static str>,
 }
 
 /// What the web layer hands a decision.
@@ -454,12 +457,25 @@ impl<'r> Decision<'r> {
         let Some(p) = p else {
             return Next::Finish(Ok(None));
         };
-        if let Err(e) = audit::grants(self.policy, p) {
-            return Next::Finish(Err(e));
-        }
-        match self.policy.check() {
-            Some(check) => Next::Go(Step::Check(p, check(p, self.input.req))),
-            None => Next::Finish(Ok(Some(p))),
+        match audit::grants(self.policy, p) {
+            Err(e) => Next::Finish(Err(e)),
+            Ok(false) => Next::Finish(Ok(Some(p))),
+            Ok(true) => match self.policy.check() {
+                Some(check) => Next::Go(Step::Check(p, check(p, self.input.req))),
+                // A typed check runs in the handler, after its arguments are
+                // extracted; the guard leaves word that it is due.
+                None => {
+                    let due = self.input.slots.check_due.get_or_init(|| self.policy.id());
+                    if *due == self.policy.id() {
+                        Next::Finish(Ok(Some(p)))
+                    } else {
+                        Next::Finish(Err(misconfigured(
+                            self.policy,
+                            "two typed checks are due on one request",
+                        )))
+                    }
+                }
+            },
         }
     }
 
@@ -501,6 +517,20 @@ impl<'r> Decision<'r> {
             let _ = slot.0.set(status);
         }
     }
+}
+
+/// The answer of a typed `check`, run by the handler once its arguments are
+/// extracted: a refusal is logged like any other and becomes the
+/// [`Denied`](crate::Denied)'s 403 or 404.
+pub(crate) fn check_answered(
+    policy: &Policy,
+    p: &Principal,
+    answer: Result<(), crate::Denied>,
+) -> Result<(), AuthRejection> {
+    answer.map_err(|d| {
+        audit::denied_by_check(policy, p, &d);
+        AuthRejection::denied(&d)
+    })
 }
 
 /// Whether two principals stand for the same verified caller.

@@ -43,6 +43,10 @@ pub enum Rule {
     All(&'static [Rule]),
     /// At least one member is met (`any(...)`; an empty list is not).
     Any(&'static [Rule]),
+    /// The declaration's `check` passes (named as written: `owns_note(id, self)`).
+    /// [`Rule::evaluate`] counts it as unmet: the decision runs the check only
+    /// when the rest of the rule cannot be met without it.
+    Check(&'static str),
 }
 
 impl Rule {
@@ -61,9 +65,45 @@ impl Rule {
     /// assert_eq!(missing.to_string(), "scope `items:write`");
     /// ```
     pub fn evaluate(&self, principal: &Principal) -> Result<(), Unmet> {
-        match need(self, principal) {
+        match need(self, principal, false) {
             None => Ok(()),
             Some(need) => Err(Unmet { need }),
+        }
+    }
+
+    /// Whether the rule would be met if its [`Check`](Rule::Check) passed:
+    /// `false` means the check cannot help and need not run.
+    ///
+    /// ```
+    /// use secure_runtime::{CredentialKind, Principal, Rule};
+    ///
+    /// // any(permissions = "notes:delete-any", check = owns_note(id, self))
+    /// const RULE: Rule = Rule::Any(&[Rule::Permissions(&["notes:delete-any"]), Rule::Check("owns_note(id, self)")]);
+    /// let user = Principal::builder(CredentialKind::Bearer, "u").build();
+    /// assert!(RULE.evaluate(&user).is_err());
+    /// assert!(RULE.met_if_check_passes(&user));
+    /// assert_eq!(RULE.evaluate(&user).unwrap_err().to_string(),
+    ///     "permission `notes:delete-any` or check `owns_note(id, self)`");
+    /// ```
+    pub fn met_if_check_passes(&self, principal: &Principal) -> bool {
+        need(self, principal, true).is_none()
+    }
+
+    /// Whether a [`Check`](Rule::Check) stands anywhere in the rule.
+    pub const fn mentions_check(&self) -> bool {
+        match self {
+            Rule::Check(_) => true,
+            Rule::All(rs) | Rule::Any(rs) => {
+                let mut i = 0;
+                while i < rs.len() {
+                    if rs[i].mentions_check() {
+                        return true;
+                    }
+                    i += 1;
+                }
+                false
+            }
+            Rule::Scopes(_) | Rule::Roles(_) | Rule::Permissions(_) => false,
         }
     }
 }
@@ -119,6 +159,7 @@ enum Need {
     Scope(&'static str),
     Role(&'static str),
     Permission(&'static str),
+    Check(&'static str),
     All(Vec<Need>),
     Any(Vec<Need>),
 }
@@ -159,11 +200,13 @@ fn full(rule: &Rule) -> Need {
         Rule::Roles(Roles::All(v)) => names(v, Need::Role),
         Rule::All(rs) => group(false, rs.iter().map(full).collect()),
         Rule::Any(rs) => group(true, rs.iter().map(full).collect()),
+        Rule::Check(name) => Need::Check(name),
     }
 }
 
-/// What `principal` lacks to meet `rule`; `None` when it is met.
-fn need(rule: &Rule, principal: &Principal) -> Option<Need> {
+/// What `principal` lacks to meet `rule`; `None` when it is met. A check
+/// counts as met only when `check_passes`.
+fn need(rule: &Rule, principal: &Principal, check_passes: bool) -> Option<Need> {
     let lacking =
         |v: &[&'static str], has: &dyn Fn(&str) -> bool, leaf: fn(&'static str) -> Need| {
             if v.iter().all(|n| has(n)) {
@@ -187,16 +230,20 @@ fn need(rule: &Rule, principal: &Principal) -> Option<Need> {
         }
         Rule::Roles(Roles::All(v)) => lacking(v, &|n| principal.has_role(n), Need::Role),
         Rule::All(rs) => {
-            let failed: Vec<Need> = rs.iter().filter_map(|r| need(r, principal)).collect();
+            let failed: Vec<Need> = rs
+                .iter()
+                .filter_map(|r| need(r, principal, check_passes))
+                .collect();
             (!failed.is_empty()).then(|| group(false, failed))
         }
         Rule::Any(rs) => {
             let mut failed = Vec::new();
             for r in rs.iter() {
-                failed.push(need(r, principal)?);
+                failed.push(need(r, principal, check_passes)?);
             }
             Some(group(true, failed))
         }
+        Rule::Check(name) => (!check_passes).then_some(Need::Check(name)),
     }
 }
 
@@ -207,7 +254,7 @@ fn only_scopes(need: &Need, out: &mut Vec<&'static str>) -> bool {
             true
         }
         Need::All(v) => v.iter().all(|n| only_scopes(n, out)),
-        Need::Role(_) | Need::Permission(_) | Need::Any(_) => false,
+        Need::Role(_) | Need::Permission(_) | Need::Check(_) | Need::Any(_) => false,
     }
 }
 
@@ -216,6 +263,7 @@ fn write_need(f: &mut fmt::Formatter<'_>, need: &Need, nested: bool) -> fmt::Res
         Need::Scope(n) => return write!(f, "scope `{n}`"),
         Need::Role(n) => return write!(f, "role `{n}`"),
         Need::Permission(n) => return write!(f, "permission `{n}`"),
+        Need::Check(n) => return write!(f, "check `{n}`"),
         Need::All(v) if v.is_empty() => return f.write_str("nothing"),
         Need::Any(v) if v.is_empty() => return f.write_str("an unsatisfiable `any()`"),
         Need::All(v) => (v, " and "),

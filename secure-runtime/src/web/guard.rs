@@ -30,12 +30,14 @@ impl<'a, R: Requirement> FromRequest<'a> for Guard<R> {
 }
 
 /// What a guard extractor yields once its policy admits the request.
-pub(crate) trait Admitted {
-    const ADMITTED: Self;
+pub(crate) trait Admitted: Sized {
+    fn admitted(req: &Request, policy: &'static crate::Policy) -> Self;
 }
 
 impl<R> Admitted for Guard<R> {
-    const ADMITTED: Self = Guard(PhantomData);
+    fn admitted(_: &Request, _: &'static crate::Policy) -> Self {
+        Guard(PhantomData)
+    }
 }
 
 /// The future of a guard extractor: [`GuardCheck`], yielding the extractor.
@@ -44,6 +46,8 @@ impl<R> Admitted for Guard<R> {
 /// poll.
 pub(crate) struct GuardFuture<'a, T> {
     check: GuardCheck<'a>,
+    req: &'a Request,
+    policy: &'static crate::Policy,
     _out: PhantomData<fn() -> T>,
 }
 
@@ -51,6 +55,8 @@ impl<'a, T> GuardFuture<'a, T> {
     pub(crate) fn new(req: &'a Request, policy: &'static crate::Policy) -> Self {
         GuardFuture {
             check: guard_check(req, policy),
+            req,
+            policy,
             _out: PhantomData,
         }
     }
@@ -59,9 +65,11 @@ impl<'a, T> GuardFuture<'a, T> {
 impl<T: Admitted> Future for GuardFuture<'_, T> {
     type Output = Result<T>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.get_mut().check)
+        let this = self.get_mut();
+        let (req, policy) = (this.req, this.policy);
+        Pin::new(&mut this.check)
             .poll(cx)
-            .map(|r| r.map(|()| T::ADMITTED))
+            .map(|r| r.map(|()| T::admitted(req, policy)))
     }
 }
 
@@ -92,4 +100,24 @@ impl Future for GuardCheck<'_> {
 #[doc(hidden)]
 pub fn guard_check<'a>(req: &'a Request, policy: &'static crate::Policy) -> GuardCheck<'a> {
     GuardCheck(middleware::guard(req, policy))
+}
+
+/// The admitted caller when `policy`'s typed `check` is still to run on
+/// `req` (the rest of the declaration cannot be met without it). Generated
+/// code only.
+#[doc(hidden)]
+pub fn check_due<'r>(req: &'r Request, policy: &'static crate::Policy) -> Option<&'r Principal> {
+    middleware::check_due(req, policy)
+}
+
+/// Awaits a typed `check = f(args..)` and turns its refusal into the
+/// response (403, or 404 for [`Denied::not_found`](crate::Denied::not_found)),
+/// logged like every refusal. Generated code only: it is called with the
+/// user's check, so a check with the wrong output type is reported there.
+#[doc(hidden)]
+pub async fn typed_check<F>(policy: &'static crate::Policy, who: &Principal, check: F) -> Result<()>
+where
+    F: Future<Output = std::result::Result<(), crate::Denied>>,
+{
+    crate::decision::check_answered(policy, who, check.await).map_err(Into::into)
 }

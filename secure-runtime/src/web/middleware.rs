@@ -193,6 +193,16 @@ pub(crate) fn verified_principal(req: &Request) -> Result<Principal, AuthRejecti
         .ok_or_else(|| AuthRejection::missing(AuthKinds::BEARER))
 }
 
+/// The admitted caller when `policy`'s typed check is due on `req`.
+pub(crate) fn check_due<'r>(req: &'r Request, policy: &Policy) -> Option<&'r Principal> {
+    let slots = &req.extensions().get::<RequestAuth>()?.slots;
+    slots.admitted.get()?;
+    if *slots.check_due.get()? != policy.id() {
+        return None;
+    }
+    slots.principal.get()
+}
+
 /// The client IP of a request that passed through the [`Security`]
 /// middleware (trusted proxies honoured); the socket peer otherwise.
 pub(crate) fn client_ip(req: &Request) -> Option<IpAddr> {

@@ -2,6 +2,7 @@
 //! middleware and its builder, the guards, the checked routers, the OpenAPI
 //! documentation, client IPs behind proxies, and the HTTP form of refusals.
 
+pub(crate) mod check_args;
 pub(crate) mod client_ip;
 pub(crate) mod failure;
 pub(crate) mod guard;

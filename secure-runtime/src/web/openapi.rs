@@ -33,7 +33,21 @@ pub const PROBLEM_SCHEMA: &str = "ProblemDetails";
 /// `#[secure]` operation: it verifies the caller (like [`crate::Guard`]) and
 /// documents the non-OAuth2 schemes it accepts (`bearerAuth`, `apiKey`,
 /// `basicAuth`), each with an empty scope list as OpenAPI 3.0 requires.
-pub struct OaiGuard<R>(PhantomData<fn() -> R>);
+pub struct OaiGuard<R> {
+    /// The caller, kept only when the operation's typed `check` is due.
+    due: Option<crate::Principal>,
+    _req: PhantomData<fn() -> R>,
+}
+
+impl<R> OaiGuard<R> {
+    /// The caller when the operation's typed `check` must still run (the
+    /// rest of its declaration cannot admit the caller alone). Generated
+    /// code only.
+    #[doc(hidden)]
+    pub fn check_due(&self) -> Option<&crate::Principal> {
+        self.due.as_ref()
+    }
+}
 
 /// A documentation-only parameter placed before [`OaiGuard`]: it carries the
 /// operation's scopes (`#[oai(scope = ...)]`) and names the OAuth2 scheme when
@@ -106,7 +120,12 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiScopes<R> {
 }
 
 impl<R> Admitted for OaiGuard<R> {
-    const ADMITTED: Self = OaiGuard(PhantomData);
+    fn admitted(req: &Request, policy: &'static crate::Policy) -> Self {
+        OaiGuard {
+            due: crate::web::guard::check_due(req, policy).cloned(),
+            _req: PhantomData,
+        }
+    }
 }
 
 impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
@@ -221,6 +240,18 @@ impl<T, R: OperationOutput<T>> Secured<T, R> {
     pub fn new(value: T) -> Self {
         Secured {
             inner: R::convert(value),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T, R> Secured<T, R> {
+    /// The refusal of a typed `check`, answered instead of the handler's
+    /// value. Generated code only.
+    #[doc(hidden)]
+    pub fn refused(err: poem::Error) -> Self {
+        Secured {
+            inner: Err(err),
             _marker: PhantomData,
         }
     }

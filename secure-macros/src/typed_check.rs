@@ -1,0 +1,149 @@
+//! `check = f(a, b)`: a check on the handler's own parameters. The macro
+//! finds each named parameter, refuses a body, and writes the call that runs
+//! the check once those parameters are extracted and before the handler's
+//! code, only when the guard left word that it is due.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::{punctuated::Punctuated, token::Comma, FnArg, Ident, Pat};
+
+use crate::{errors::Errors, model::Check};
+
+/// Where a check argument comes from.
+pub(crate) enum Source {
+    /// `self`: the API value of a poem-openapi impl.
+    Receiver,
+    /// The parameter at this index of the function's inputs.
+    Input(usize),
+}
+
+/// Whether `pat` binds `name`.
+fn binds(pat: &Pat, name: &Ident) -> bool {
+    match pat {
+        Pat::Ident(p) => p.ident == *name || p.subpat.as_ref().is_some_and(|(_, s)| binds(s, name)),
+        Pat::TupleStruct(p) => p.elems.iter().any(|e| binds(e, name)),
+        Pat::Tuple(p) => p.elems.iter().any(|e| binds(e, name)),
+        Pat::Struct(p) => p.fields.iter().any(|f| binds(&f.pat, name)),
+        Pat::Reference(p) => binds(&p.pat, name),
+        Pat::Type(p) => binds(&p.pat, name),
+        Pat::Paren(p) => binds(&p.pat, name),
+        _ => false,
+    }
+}
+
+/// The pattern with every `mut` removed, to bind it by reference.
+pub(crate) fn by_ref(pat: &Pat) -> Pat {
+    let mut pat = pat.clone();
+    fn strip(p: &mut Pat) {
+        match p {
+            Pat::Ident(i) => {
+                i.mutability = None;
+                i.by_ref = None;
+                if let Some((_, s)) = &mut i.subpat {
+                    strip(s);
+                }
+            }
+            Pat::TupleStruct(t) => t.elems.iter_mut().for_each(strip),
+            Pat::Tuple(t) => t.elems.iter_mut().for_each(strip),
+            Pat::Struct(s) => s.fields.iter_mut().for_each(|f| strip(&mut f.pat)),
+            Pat::Reference(r) => strip(&mut r.pat),
+            Pat::Type(t) => strip(&mut t.pat),
+            Pat::Paren(p) => strip(&mut p.pat),
+            _ => {}
+        }
+    }
+    strip(&mut pat);
+    pat
+}
+
+/// Finds each argument of `check` among `inputs`; an error spanned at the
+/// argument when it is not a parameter or is `self` outside an API impl
+/// (`None` then). Whether a parameter reads the body is for the compiler to
+/// say: see [`assert_arguments`].
+pub(crate) fn resolve(
+    check: &Check,
+    args: &[Ident],
+    inputs: &Punctuated<FnArg, Comma>,
+    fn_name: &Ident,
+    errors: &mut Errors,
+) -> Option<Vec<Source>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let names: Vec<String> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            FnArg::Typed(t) => Some(quote!(#t).to_string()),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    for arg in args {
+        if arg == "self" {
+            if matches!(inputs.first(), Some(FnArg::Receiver(_))) {
+                out.push(Source::Receiver);
+            } else {
+                errors.at(
+                    arg.span(),
+                    format!(
+                        "`{}` takes `self`, but `{fn_name}` has no `self`: pass state as a `Data<&T>` parameter",
+                        check.name()
+                    ),
+                );
+                ok = false;
+            }
+            continue;
+        }
+        let found = inputs
+            .iter()
+            .enumerate()
+            .find_map(|(i, input)| match input {
+                FnArg::Typed(t) if binds(&t.pat, arg) => Some((i, t)),
+                _ => None,
+            });
+        let Some((i, t)) = found else {
+            let have = if names.is_empty() {
+                "it has none".to_owned()
+            } else {
+                format!("its parameters are `{}`", names.join("`, `"))
+            };
+            errors.at(
+                arg.span(),
+                format!("`{arg}` is not a parameter of `{fn_name}`: a check argument names a parameter of the handler; {have}"),
+            );
+            ok = false;
+            continue;
+        };
+        let _ = t;
+        out.push(Source::Input(i));
+    }
+    ok.then_some(out)
+}
+
+/// Compile-time proof that every parameter passed to the check is one it
+/// may take (path, query, header, cookie, `Data<&T>` state, never a body):
+/// each is a `CheckArgument`, whose message says so, spanned at the
+/// argument.
+pub(crate) fn assert_arguments(
+    krate: &syn::Path,
+    sources: &[Source],
+    args: &[Ident],
+    inputs: &Punctuated<FnArg, Comma>,
+) -> TokenStream {
+    let asserts = sources.iter().zip(args).filter_map(|(s, arg)| match s {
+        Source::Input(i) => match &inputs[*i] {
+            FnArg::Typed(t) => {
+                let ty = &t.ty;
+                Some(quote_spanned!(arg.span()=> #krate::__private::check_argument::<#ty>();))
+            }
+            FnArg::Receiver(_) => None,
+        },
+        Source::Receiver => None,
+    });
+    quote!(#(#asserts)*)
+}
+
+/// The call of the check with the principal `who` and `args`, spanned at the
+/// check's name so that a wrong signature is reported there.
+pub(crate) fn call(check: &Check, who: &Ident, args: &[TokenStream]) -> TokenStream {
+    let path = &check.path;
+    quote_spanned!(check.span()=> #path(#who, #(#args),*))
+}
