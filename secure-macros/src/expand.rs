@@ -360,17 +360,17 @@ pub(crate) fn handler(d: &Decl, mut f: ItemFn) -> TokenStream {
         .as_ref()
         .and_then(|c| c.args.as_ref().map(|a| (c, a)));
     let (Some(at), true) = (bare, f.sig.generics.params.is_empty()) else {
-        if let Some((c, _)) = typed {
+        let error = typed.map(|(c, _)| {
             let msg = format!(
                 "`check = {}` needs a non-generic handler under a bare `#[handler]`: the check runs between the extraction of its arguments and the handler's code, which only the endpoint `#[secure]` writes for such a handler can do",
                 c.name()
             );
-            let e = syn::Error::new(c.span(), msg).into_compile_error();
-            return quote!(#e #f);
-        }
+            syn::Error::new(c.span(), msg).into_compile_error()
+        });
         let guard: FnArg = parse_quote!(_: #k::__private::Guard<#req>);
         f.sig.inputs.insert(0, guard);
         return quote! {
+            #error
             #items
             #f
             #protected

@@ -31,6 +31,25 @@ fn binds(pat: &Pat, name: &Ident) -> bool {
     }
 }
 
+/// Every name `pat` binds, in order.
+fn bound_names(pat: &Pat, out: &mut Vec<String>) {
+    match pat {
+        Pat::Ident(p) => {
+            out.push(p.ident.to_string());
+            if let Some((_, s)) = &p.subpat {
+                bound_names(s, out);
+            }
+        }
+        Pat::TupleStruct(p) => p.elems.iter().for_each(|e| bound_names(e, out)),
+        Pat::Tuple(p) => p.elems.iter().for_each(|e| bound_names(e, out)),
+        Pat::Struct(p) => p.fields.iter().for_each(|f| bound_names(&f.pat, out)),
+        Pat::Reference(p) => bound_names(&p.pat, out),
+        Pat::Type(p) => bound_names(&p.pat, out),
+        Pat::Paren(p) => bound_names(&p.pat, out),
+        _ => {}
+    }
+}
+
 /// The pattern with every `mut` removed, to bind it by reference.
 pub(crate) fn by_ref(pat: &Pat) -> Pat {
     let mut pat = pat.clone();
@@ -69,13 +88,12 @@ pub(crate) fn resolve(
 ) -> Option<Vec<Source>> {
     let mut out = Vec::new();
     let mut ok = true;
-    let names: Vec<String> = inputs
-        .iter()
-        .filter_map(|i| match i {
-            FnArg::Typed(t) => Some(quote!(#t).to_string()),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for i in inputs {
+        if let FnArg::Typed(t) = i {
+            bound_names(&t.pat, &mut names);
+        }
+    }
     for arg in args {
         if arg == "self" {
             if matches!(inputs.first(), Some(FnArg::Receiver(_))) {

@@ -114,10 +114,19 @@ pub fn check_due<'r>(req: &'r Request, policy: &'static crate::Policy) -> Option
 /// response (403, or 404 for [`Denied::not_found`](crate::Denied::not_found)),
 /// logged like every refusal. Generated code only: it is called with the
 /// user's check, so a check with the wrong output type is reported there.
+///
+/// A plain function returning a boxed future, so that a check of the wrong
+/// type is one error at the call, not a second one where it is awaited.
 #[doc(hidden)]
-pub async fn typed_check<F>(policy: &'static crate::Policy, who: &Principal, check: F) -> Result<()>
+pub fn typed_check<'a, F>(
+    policy: &'static crate::Policy,
+    who: &'a Principal,
+    check: F,
+) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>
 where
-    F: Future<Output = std::result::Result<(), crate::Denied>>,
+    F: Future<Output = std::result::Result<(), crate::Denied>> + Send + 'a,
 {
-    crate::decision::check_answered(policy, who, check.await).map_err(Into::into)
+    Box::pin(async move {
+        crate::decision::check_answered(policy, who, check.await).map_err(Into::into)
+    })
 }
