@@ -40,7 +40,7 @@ mod typed_check;
 /// | `rate_key` | `ip`, `user`, `api_key`, `ip_user`, or a path to `fn(&Request, Option<&Principal>) -> String` | default `user` |
 /// | `rate_group` | `"login"` | routes naming one group share one bucket |
 /// | `auth` | `bearer` (default), `api_key`, `basic`, `any(bearer, api_key)` | accepted credentials |
-/// | `check` | path to `async fn(&Principal, &Request) -> Result<(), Denied>` | runs after the built-in rules |
+/// | `check` | `owns_item(id, store)`: `async fn(&Principal, &A, &B) -> Result<(), Denied>` on the handler's own parameters; or a path to `async fn(&Principal, &Request) -> Result<(), Denied>` | object-level rule, after the built-in ones; may stand in a group |
 /// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there |
 /// | `crate` | `"::poem_secure"` | path of the facade crate if renamed |
 /// | `any(...)` | `any(roles = "admin", permissions = "notes:delete-any")` | one member suffices |
@@ -48,14 +48,16 @@ mod typed_check;
 ///
 /// # Composition
 /// Top-level keys are ANDed. `any(...)` and `all(...)` group `scopes`,
-/// `roles`, `permissions` and further groups, and nest:
+/// `roles`, `permissions`, the `check` and further groups, and nest:
 /// `#[secure(scopes = "items:write", any(roles = "admin", permissions = "notes:delete-any"))]`
 /// admits a caller with the scope and either the role or the permission. The
 /// groups become the policy's [`Rule`](../poem_secure/enum.Rule.html), and the
-/// documented 403 states the whole requirement. What applies to the handler
-/// as a whole (`rate`, `rate_key`, `rate_group`, `auth`, `catalogue`,
-/// `crate`) cannot stand in a group, and `check` inside a group is not
-/// supported yet (give it at the top level):
+/// documented 403 states the whole requirement. A declaration has one
+/// `check`; inside `any(...)` it runs only when the other members cannot
+/// admit the caller (`any(permissions = "notes:delete-any", check =
+/// owns_note(id, store))`: a moderator never waits for the owner lookup).
+/// What applies to the handler as a whole (`rate`, `rate_key`, `rate_group`,
+/// `auth`, `catalogue`, `crate`) cannot stand in a group:
 /// ```compile_fail
 /// // error: `rate` applies to the whole handler and cannot stand inside `any(...)`
 /// #[poem_secure::secure(any(roles = "admin", rate = "5/min"))]
@@ -83,6 +85,36 @@ mod typed_check;
 /// let resp = TestClient::new(app).get("/items").send().await;
 /// resp.assert_status(poem::http::StatusCode::UNAUTHORIZED);
 /// # });
+/// ```
+///
+/// # Checks on the handler's parameters
+/// `check = owns_item(id, store)` passes the caller and the handler's own
+/// parameters named there (by the names the handler binds: `Path(id)`,
+/// `Data(store)`, or `self` in a poem-openapi impl) to
+/// `async fn owns_item(who: &Principal, id: &u64, store: &Store) ->
+/// Result<(), Denied>`; `Path<T>`, `Data<&T>` and the like reach it as `&T`.
+/// On a plain handler only those parameters are extracted before the check,
+/// and the others (a body among them) after it passes; on a poem-openapi
+/// operation it runs before the operation's code. A body, a name that is not
+/// a parameter, or a signature that does not fit is a compile error at the
+/// argument:
+/// ```
+/// use poem::{handler, web::{Data, Path}};
+/// use poem_secure::{secure, Denied, Principal};
+/// use std::collections::HashMap;
+///
+/// async fn owns_item(who: &Principal, id: &u64, owners: &HashMap<u64, String>) -> Result<(), Denied> {
+///     match owners.get(id) {
+///         Some(owner) if owner == who.subject() => Ok(()),
+///         _ => Err(Denied::not_found()), // someone else's item looks missing
+///     }
+/// }
+///
+/// #[secure(scopes = "items:write", any(roles = "admin", check = owns_item(id, owners)))]
+/// #[handler]
+/// async fn delete_item(Path(id): Path<u64>, Data(owners): Data<&HashMap<u64, String>>) -> String {
+///     format!("deleted {id}")
+/// }
 /// ```
 ///
 /// # Errors (at compile time, each spanned at the offending token, all at once)

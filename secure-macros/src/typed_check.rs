@@ -9,6 +9,9 @@ use syn::{punctuated::Punctuated, token::Comma, FnArg, Ident, Pat};
 
 use crate::{errors::Errors, model::Check};
 
+/// The prefix of the parameters generated code adds to an operation.
+const GENERATED: &str = "__secure_";
+
 /// Where a check argument comes from.
 pub(crate) enum Source {
     /// `self`: the API value of a poem-openapi impl.
@@ -94,6 +97,8 @@ pub(crate) fn resolve(
             bound_names(&t.pat, &mut names);
         }
     }
+    // The guard parameters `#[deny_unprotected]` adds are not the user's.
+    names.retain(|n| !n.starts_with(GENERATED));
     for arg in args {
         if arg == "self" {
             if matches!(inputs.first(), Some(FnArg::Receiver(_))) {
@@ -114,7 +119,11 @@ pub(crate) fn resolve(
             .iter()
             .enumerate()
             .find_map(|(i, input)| match input {
-                FnArg::Typed(t) if binds(&t.pat, arg) => Some((i, t)),
+                FnArg::Typed(t)
+                    if binds(&t.pat, arg) && !arg.to_string().starts_with(GENERATED) =>
+                {
+                    Some((i, t))
+                }
                 _ => None,
             });
         let Some((i, t)) = found else {

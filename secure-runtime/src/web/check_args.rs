@@ -1,11 +1,14 @@
 //! What a typed `check = f(a, b)` may take from its handler: parameters that
 //! are extracted without reading the request body.
 
-/// A handler parameter a typed `check` may be given: path, query, header and
-/// cookie parameters, `Data<&T>` state, request metadata and references to
-/// the request's parts. A body (`Json`, `Form`, `Multipart`, a `String`…) is
-/// not one: the check runs before the body is read, so that a refused caller
-/// never gets the server to read what they send.
+/// A handler parameter a typed `check` may be given: path, query and header
+/// parameters, `Data<&T>` state, request metadata and references to the
+/// request's parts. A body (`Json`, `Form`, `Multipart`, a `String`…) is not
+/// one: a check decides from what identifies the object, never from what the
+/// caller sends. On a plain handler the check runs before the body is read,
+/// so a refused caller never gets the server to read it; on a poem-openapi
+/// operation it runs once poem-openapi has extracted every parameter (the
+/// body within the configured size limit), before the operation's code.
 ///
 /// Implemented by this crate; generated code asserts it for every argument
 /// of a check, so naming a body is a compile error at that argument.
@@ -26,7 +29,7 @@
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be passed to a check: a check takes path, query and header parameters and `Data<&T>` state, never the request body",
     label = "not a parameter a check may take",
-    note = "the check runs before the body is read, so that a refused caller never gets the server to read it; read the body in the handler"
+    note = "a check decides from what identifies the object, not from what the caller sends; read the body in the handler"
 )]
 pub trait CheckArgument {}
 
