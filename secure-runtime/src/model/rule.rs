@@ -376,6 +376,31 @@ mod tests {
     }
 
     #[test]
+    fn a_check_is_unmet_until_it_passes_and_needed_only_when_it_can_help() {
+        // scopes = "w", any(permissions = "any", check = owns(id))
+        const R: Rule = Rule::All(&[
+            Rule::Scopes(&["w"]),
+            Rule::Any(&[Rule::Permissions(&["any"]), Rule::Check("owns(id)")]),
+        ]);
+        assert!(R.mentions_check());
+        assert!(!Rule::Any(&[Rule::Scopes(&["w"])]).mentions_check());
+        // The permission meets it without the check.
+        assert_eq!(R.evaluate(&who(&["w"], &[], &["any"])), Ok(()));
+        // Without the permission only the check can: needed.
+        let owner = who(&["w"], &[], &[]);
+        let m = R.evaluate(&owner).unwrap_err();
+        assert_eq!(m.to_string(), "permission `any` or check `owns(id)`");
+        assert_eq!(m.insufficient_scope(), None);
+        assert!(R.met_if_check_passes(&owner));
+        // Without the scope even a passing check cannot help.
+        assert!(!R.met_if_check_passes(&who(&[], &[], &[])));
+        assert_eq!(
+            R.to_string(),
+            "scope `w` and (permission `any` or check `owns(id)`)"
+        );
+    }
+
+    #[test]
     fn empty_groups_and_no_roles() {
         assert_eq!(Rule::All(&[]).evaluate(&who(&[], &[], &[])), Ok(()));
         assert_eq!(
