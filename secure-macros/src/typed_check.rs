@@ -22,16 +22,9 @@ pub(crate) enum Source {
 
 /// Whether `pat` binds `name`.
 fn binds(pat: &Pat, name: &Ident) -> bool {
-    match pat {
-        Pat::Ident(p) => p.ident == *name || p.subpat.as_ref().is_some_and(|(_, s)| binds(s, name)),
-        Pat::TupleStruct(p) => p.elems.iter().any(|e| binds(e, name)),
-        Pat::Tuple(p) => p.elems.iter().any(|e| binds(e, name)),
-        Pat::Struct(p) => p.fields.iter().any(|f| binds(&f.pat, name)),
-        Pat::Reference(p) => binds(&p.pat, name),
-        Pat::Type(p) => binds(&p.pat, name),
-        Pat::Paren(p) => binds(&p.pat, name),
-        _ => false,
-    }
+    let mut names = Vec::new();
+    bound_names(pat, &mut names);
+    names.iter().any(|n| name == n)
 }
 
 /// Every name `pat` binds, in order.
