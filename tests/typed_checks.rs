@@ -321,7 +321,16 @@ async fn openapi_operation_admits_owner_and_permission_and_hides_the_rest() {
     assert_eq!(store.handled.load(Ordering::SeqCst), 2);
     assert_eq!(store.checks.load(Ordering::SeqCst), 2);
 
-    // The spec's 403 names the rule with the check.
+    // The spec's 403 names the rule with the check, and the check's 404 is
+    // documented.
+    let doc: serde_json::Value = serde_json::from_str(&spec).unwrap();
+    let responses = &doc["paths"]["/items/{id}"]["delete"]["responses"];
+    assert!(
+        responses["404"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("object-level check")),
+        "{responses}"
+    );
     assert!(
         spec.contains(
             "either the permission `items:delete-any` or the check `owns(id, self)` passes"

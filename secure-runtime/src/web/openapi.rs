@@ -288,6 +288,12 @@ impl<T: ApiResponse, R: Requirement + OperationOutput<T>> ApiResponse for Secure
             if !has(403) {
                 extra.push(problem_response(403, R::FORBIDDEN_DOC));
             }
+            if policy.check_name().is_some() && !has(404) {
+                extra.push(problem_response(
+                    404,
+                    "Refused by the object-level check, which answers as if the object did not exist (`Denied::not_found`).",
+                ));
+            }
         }
         let guessable = !policy.is_public()
             && (policy.auth().accepts_basic() || policy.auth().accepts_api_key());
