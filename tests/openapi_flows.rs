@@ -9,7 +9,9 @@ use poem_openapi::{payload::PlainText, OpenApi};
 use poem_secure::{
     deny_unprotected,
     openapi::{service, OpenApiFlows, SwaggerUi},
-    public, secure, Catalogue,
+    public,
+    route::{self, Route},
+    secure, Catalogue,
 };
 use serde_json::{json, Value};
 
@@ -105,14 +107,21 @@ fn scope_map() -> Value {
 #[test]
 fn client_credentials_flow_is_documented_with_the_token_url_and_scopes() {
     let spec = spec(CcApi);
-    assert_eq!(schemes(&spec), ["apiKey", "oauth2"], "no bearerAuth beside oauth2");
+    assert_eq!(
+        schemes(&spec),
+        ["apiKey", "oauth2"],
+        "no bearerAuth beside oauth2"
+    );
     let oauth2 = &spec["components"]["securitySchemes"]["oauth2"];
     assert_eq!(oauth2["type"], "oauth2");
     assert_eq!(
         oauth2["flows"],
         json!({ "clientCredentials": { "tokenUrl": TOKEN_URL, "scopes": scope_map() } })
     );
-    assert_eq!(security(&spec, "/notes", "get"), &json!([{ "oauth2": ["notes:read"] }]));
+    assert_eq!(
+        security(&spec, "/notes", "get"),
+        &json!([{ "oauth2": ["notes:read"] }])
+    );
 }
 
 #[test]
@@ -137,7 +146,11 @@ fn authorization_code_flow_is_documented_with_both_urls_refresh_and_scopes() {
 #[test]
 fn openid_connect_scheme_carries_the_discovery_url_and_operations_its_scopes() {
     let spec = spec(OidcApi);
-    assert_eq!(schemes(&spec), ["apiKey", "openIdConnect"], "neither oauth2 nor bearerAuth");
+    assert_eq!(
+        schemes(&spec),
+        ["apiKey", "openIdConnect"],
+        "neither oauth2 nor bearerAuth"
+    );
     assert_eq!(
         spec["components"]["securitySchemes"]["openIdConnect"],
         json!({
@@ -165,7 +178,10 @@ fn every_flow_in_one_oauth2_scheme_beside_openid_connect_as_alternatives() {
     let flows = &spec["components"]["securitySchemes"]["oauth2"]["flows"];
     let mut kinds: Vec<&String> = flows.as_object().unwrap().keys().collect();
     kinds.sort();
-    assert_eq!(kinds, ["authorizationCode", "clientCredentials", "password"]);
+    assert_eq!(
+        kinds,
+        ["authorizationCode", "clientCredentials", "password"]
+    );
     assert_eq!(flows["password"]["tokenUrl"], "/auth/token");
     assert_eq!(
         security(&spec, "/notes", "get"),
@@ -215,7 +231,10 @@ fn flows_installed_at_startup_replace_the_catalogues_fallback() {
     // Catalogues without `runtime_flows()` keep their own flows.
     assert_eq!(schemes(&self::spec(CcApi)), ["apiKey", "oauth2"]);
     // Too late now: a document was built.
-    let err = OpenApiFlows::new().password("/other").install().unwrap_err();
+    let err = OpenApiFlows::new()
+        .password("/other")
+        .install()
+        .unwrap_err();
     assert!(err.to_string().contains("already installed"), "{err}");
 }
 
@@ -232,7 +251,7 @@ async fn swagger_ui_page_turns_on_pkce_with_a_public_client_and_allows_the_provi
         .authorization_param("audience", "https://notes.example.com")
         .endpoint()
         .unwrap();
-    let cli = TestClient::new(poem::Route::new().nest("/docs", ui));
+    let cli = TestClient::new(Route::new().nest("/docs", route::public(ui)));
 
     let resp = cli.get("/docs").send().await;
     resp.assert_status_is_ok();
@@ -276,7 +295,9 @@ async fn swagger_ui_page_turns_on_pkce_with_a_public_client_and_allows_the_provi
     let resp = cli.get("/docs/oauth-receiver.html").send().await;
     resp.assert_status_is_ok();
     assert_eq!(
-        resp.0.headers()["content-security-policy"].to_str().unwrap(),
+        resp.0.headers()["content-security-policy"]
+            .to_str()
+            .unwrap(),
         csp
     );
     let receiver = resp.0.into_body().into_string().await.unwrap();
@@ -286,7 +307,11 @@ async fn swagger_ui_page_turns_on_pkce_with_a_public_client_and_allows_the_provi
 #[tokio::test]
 async fn swagger_ui_refuses_an_origin_that_is_not_one() {
     let api = service(OidcApi, "t", "1");
-    for bad in ["sso.example.com", "https://a.example; script-src *", "ftp://x"] {
+    for bad in [
+        "sso.example.com",
+        "https://a.example; script-src *",
+        "ftp://x",
+    ] {
         assert!(
             SwaggerUi::new(&api).connect_to(bad).endpoint().is_err(),
             "{bad}"
@@ -298,7 +323,9 @@ async fn swagger_ui_refuses_an_origin_that_is_not_one() {
         .unwrap();
     let resp = TestClient::new(ui).get("/").send().await;
     assert_eq!(resp.0.status(), StatusCode::OK);
-    let csp = resp.0.headers()["content-security-policy"].to_str().unwrap();
+    let csp = resp.0.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
     assert!(
         csp.contains("connect-src 'self' https://login.example.com:8443 https://sso.example.com;"),
         "{csp}"

@@ -13,7 +13,9 @@ pub struct ScopeDecl {
 /// `const`. Declarations checked against it (`#[deny_unprotected(catalogue =
 /// ACCESS)]` or `#[secure(catalogue = ACCESS, ...)]`) fail to compile when they
 /// name anything it does not declare, and the OpenAPI document takes the
-/// OAuth2 scheme (token URL, scope descriptions) from it.
+/// OAuth2 and OpenID Connect schemes (flows, URLs, scope descriptions) from it:
+/// `const` URLs here, or URLs from the configuration with
+/// [`runtime_flows`](Catalogue::runtime_flows).
 ///
 /// Names are validated while the constant is evaluated (the builder methods
 /// assert), so a malformed catalogue is itself a compile error; no check here
@@ -40,8 +42,8 @@ pub struct ScopeDecl {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Catalogue {
-    /// The token endpoint for the OAuth2 password flow in OpenAPI; without it
-    /// the document describes an HTTP bearer (JWT) scheme.
+    /// The token endpoint for the OAuth2 password flow in OpenAPI; without
+    /// any flow the document describes an HTTP bearer (JWT) scheme.
     pub token_url: Option<&'static str>,
     /// The refresh endpoint, if any, shown in the OAuth2 flow.
     pub refresh_url: Option<&'static str>,

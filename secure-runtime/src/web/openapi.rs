@@ -13,13 +13,13 @@ use poem_openapi::{
     OpenApiService,
 };
 
+pub use crate::web::openapi_flows::{OpenApiFlows, OPENID_CONNECT_SCHEME};
+#[cfg(feature = "swagger-ui")]
+pub use crate::web::swagger::SwaggerUi;
 use crate::{
     web::guard::Admitted, web::guard::GuardFuture, web::openapi_flows::documented, AuthRejection,
     Protected, Requirement,
 };
-#[cfg(feature = "swagger-ui")]
-pub use crate::web::swagger::SwaggerUi;
-pub use crate::web::openapi_flows::{OpenApiFlows, OPENID_CONNECT_SCHEME};
 
 /// Name of the OAuth2 scheme (password, client-credentials and
 /// authorization-code flows; see [`OpenApiFlows`]).

@@ -108,7 +108,7 @@ impl OpenApiFlows {
         )))
     }
 
-    /// The authorization-code flow (with PKCE in [`SwaggerUi`](super::SwaggerUi))
+    /// The authorization-code flow (with PKCE in [`SwaggerUi`](crate::openapi::SwaggerUi))
     /// at the endpoints of a discovered provider; an error when the document
     /// names no `authorization_endpoint` or `token_endpoint`.
     ///
@@ -306,9 +306,7 @@ fn check_url(what: &str, url: &str, path_ok: bool) -> Result<(), ConfigError> {
             .map(|_| ())
             .map_err(|_| bad("is not a valid path"));
     }
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| bad("is not an absolute URL"))?;
+    let uri: http::Uri = url.parse().map_err(|_| bad("is not an absolute URL"))?;
     let host = uri.host().ok_or_else(|| bad("is not an absolute URL"))?;
     match uri.scheme_str() {
         Some("https") => Ok(()),
@@ -395,7 +393,8 @@ impl Flows {
                     })
                     .collect(),
             };
-            let only_password = self.client_credentials.is_none() && self.authorization_code.is_none();
+            let only_password =
+                self.client_credentials.is_none() && self.authorization_code.is_none();
             registry.create_security_scheme(
                 super::openapi::OAUTH2_SCHEME,
                 MetaSecurityScheme {
@@ -508,19 +507,28 @@ mod tests {
             .runtime_flows();
         static FIXED: Catalogue = Catalogue::new().token_url("/own/token");
         OpenApiFlows::new()
-            .authorization_code("https://idp.example.com/auth", "https://idp.example.com/token")
+            .authorization_code(
+                "https://idp.example.com/auth",
+                "https://idp.example.com/token",
+            )
             .install()
             .unwrap();
         let f = flows_of(&RUNTIME);
         assert_eq!(f.password, None);
         assert_eq!(
             f.authorization_code,
-            Some(("https://idp.example.com/auth", "https://idp.example.com/token"))
+            Some((
+                "https://idp.example.com/auth",
+                "https://idp.example.com/token"
+            ))
         );
         assert_eq!(flows_of(&FIXED).password, Some("/own/token"));
         // Installing the same flows again is a no-op; others are refused.
         assert!(OpenApiFlows::new()
-            .authorization_code("https://idp.example.com/auth", "https://idp.example.com/token")
+            .authorization_code(
+                "https://idp.example.com/auth",
+                "https://idp.example.com/token"
+            )
             .install()
             .is_ok());
         let err = OpenApiFlows::new()

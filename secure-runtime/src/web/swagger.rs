@@ -106,7 +106,10 @@ impl SwaggerUi {
     /// ```
     pub fn new<T: OpenApi, W: Webhook>(api: &OpenApiService<T, W>) -> Self {
         let mut init = Map::new();
-        init.insert("usePkceWithAuthorizationCodeGrant".into(), Value::Bool(true));
+        init.insert(
+            "usePkceWithAuthorizationCodeGrant".into(),
+            Value::Bool(true),
+        );
         SwaggerUi {
             html: api.swagger_ui_html(),
             spec: api.spec(),
@@ -145,7 +148,10 @@ impl SwaggerUi {
     /// # let _ = ui;
     /// ```
     pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
-        let scopes: Vec<Value> = scopes.into_iter().map(|s| Value::String(s.into())).collect();
+        let scopes: Vec<Value> = scopes
+            .into_iter()
+            .map(|s| Value::String(s.into()))
+            .collect();
         self.init.insert("scopes".into(), Value::Array(scopes));
         self
     }
@@ -161,7 +167,11 @@ impl SwaggerUi {
     ///     .authorization_param("resource", "https://notes.example.com");
     /// # let _ = ui;
     /// ```
-    pub fn authorization_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn authorization_param(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         self.params.insert(name.into(), Value::String(value.into()));
         self
     }
@@ -199,6 +209,7 @@ impl SwaggerUi {
     ///     .connect_to("https://a.example; script-src *");
     /// assert!(ui.endpoint().is_err());
     /// ```
+    #[allow(clippy::disallowed_methods)] // the docs' own pages: public by nature
     pub fn endpoint(self) -> Result<impl Endpoint, ConfigError> {
         let mut origins = Vec::new();
         for url in document_urls(&self.spec) {
@@ -224,8 +235,9 @@ impl SwaggerUi {
              form-action 'none'",
             origins.iter().map(|o| format!(" {o}")).collect::<String>()
         );
-        let csp = HeaderValue::from_str(&csp)
-            .map_err(|_| ConfigError::new("SwaggerUi: the Content-Security-Policy is not a header value"))?;
+        let csp = HeaderValue::from_str(&csp).map_err(|_| {
+            ConfigError::new("SwaggerUi: the Content-Security-Policy is not a header value")
+        })?;
 
         let mut init = self.init;
         if !self.params.is_empty() {
@@ -263,7 +275,11 @@ fn document_urls(spec: &str) -> Vec<String> {
         if let Some(u) = scheme["openIdConnectUrl"].as_str() {
             out.push(u.to_owned());
         }
-        for flow in scheme["flows"].as_object().into_iter().flat_map(|f| f.values()) {
+        for flow in scheme["flows"]
+            .as_object()
+            .into_iter()
+            .flat_map(|f| f.values())
+        {
             for key in ["tokenUrl", "refreshUrl"] {
                 if let Some(u) = flow[key].as_str() {
                     out.push(u.to_owned());
