@@ -31,6 +31,10 @@ use poem_openapi::registry::{
 use crate::{Catalogue, ConfigError, Requirement};
 
 /// Name of the OpenAPI `openIdConnect` scheme.
+///
+/// ```
+/// assert_eq!(secure_runtime::openapi::OPENID_CONNECT_SCHEME, "openIdConnect");
+/// ```
 pub const OPENID_CONNECT_SCHEME: &str = "openIdConnect";
 
 /// The OpenAPI flows of an API whose identity provider is configuration (an
