@@ -1,13 +1,16 @@
-// Drives the Swagger UI of examples/resource_server.rs in Debian's Chromium
-// against a real OpenID provider (tests/oidc/provider.mjs):
+// Drives the Swagger UI of an API of the provider's tokens (e.g.
+// examples/resource_server.rs) in Debian's Chromium against a real OpenID
+// provider (tests/oidc/provider.mjs):
 //   1. GET /whoami → Try it out → Execute without logging in: the UI shows 401;
-//   2. Authorize: the openIdConnect scheme's authorization_code flow (PKCE,
-//      public client pre-filled), the provider's login page (any user) and
+//   2. Authorize: FLOW (PKCE, public client pre-filled) — `authorization_code`
+//      of the openIdConnect scheme (read from the provider's discovery
+//      document) or `authorizationCode` of the oauth2 scheme — the
+//      provider's login page (any user) and
 //      consent page in the popup, back through oauth-receiver.html, the token
 //      request from the page;
 //   3. Execute again: the UI shows 200 and the user's subject.
 //
-//   node tests/browser/oidc_swagger.mjs <api-base-url> <issuer> <user> [screenshot.png]
+//   node tests/browser/oidc_swagger.mjs <api-base-url> <issuer> <user> <flow> [screenshot.png]
 //
 // Exit status 0 on success; anything else prints why. Uses playwright-core
 // (no bundled browser) with CHROMIUM (default /usr/bin/chromium).
@@ -20,7 +23,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const base = (process.argv[2] || '').replace(/\/+$/, '');
 const issuer = (process.argv[3] || '').replace(/\/+$/, '');
 const user = process.argv[4] || '';
-const shot = resolve(process.argv[5] || join(here, '..', '..', 'target', 'oidc-swagger.png'));
+const flowName = process.argv[5] || '';
+const shot = resolve(process.argv[6] || join(here, '..', '..', 'target', 'oidc-swagger.png'));
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const STEP = 20_000;
 
@@ -29,8 +33,9 @@ function fail(msg) {
   process.exit(1);
 }
 
-if (!/^https?:\/\//.test(base) || !/^https?:\/\//.test(issuer) || !user) {
-  fail('usage: node oidc_swagger.mjs <api-base-url> <issuer> <user> [screenshot.png]');
+if (!/^https?:\/\//.test(base) || !/^https?:\/\//.test(issuer) || !user
+    || !['authorization_code', 'authorizationCode'].includes(flowName)) {
+  fail('usage: node oidc_swagger.mjs <api-base-url> <issuer> <user> <authorization_code|authorizationCode> [screenshot.png]');
 }
 if (!existsSync(executablePath)) fail(`no Chromium at ${executablePath} (apt-get install chromium)`);
 
@@ -111,21 +116,21 @@ try {
   console.log(`ok: before login GET /whoami → ${before.status}`);
 
   // 2. Authorize: the openIdConnect scheme lists the provider's flows
-  // (read from its discovery document); take authorization_code.
+  // (read from its discovery document), the oauth2 scheme the document's.
   await page.locator('.swagger-ui .auth-wrapper button.authorize').first().click();
   const dialog = page.locator('.swagger-ui .dialog-ux .modal-ux');
   await dialog.waitFor();
   const flow = dialog
     .locator('.auth-container')
-    .filter({ has: page.locator('#client_id_authorization_code') })
+    .filter({ has: page.locator(`#client_id_${flowName}`) })
     .first();
   await flow.waitFor();
   const flowText = await flow.innerText();
-  if (!/authorization_code with PKCE/.test(flowText)) fail(`the flow is not marked PKCE: ${flowText}`);
-  const clientId = await flow.locator('#client_id_authorization_code').inputValue();
+  if (!flowText.includes(`${flowName} with PKCE`)) fail(`the flow is not marked PKCE: ${flowText}`);
+  const clientId = await flow.locator(`#client_id_${flowName}`).inputValue();
   if (clientId !== 'spa') fail(`client_id is ${JSON.stringify(clientId)}, not the pre-filled "spa"`);
-  if ((await flow.locator('#client_secret_authorization_code').count()) > 0) {
-    const secret = await flow.locator('#client_secret_authorization_code').inputValue();
+  if ((await flow.locator(`#client_secret_${flowName}`).count()) > 0) {
+    const secret = await flow.locator(`#client_secret_${flowName}`).inputValue();
     if (secret !== '') fail('a client secret is pre-filled');
   }
   const notesRead = flow.locator('input[type=checkbox][data-value="notes:read"]');
