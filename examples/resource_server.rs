@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! ISSUER=https://sso.example.com/realms/acme AUDIENCE=notes-api \
-//! PROVIDER=keycloak CLIENT_ID=notes-api \
-//!     cargo run --example resource_server --features jwks
+//! PROVIDER=keycloak CLIENT_ID=notes-api DOCS_CLIENT_ID=notes-docs \
+//!     cargo run --example resource_server --features jwks,swagger-ui
 //! ```
 //!
 //! | variable | meaning |
@@ -13,28 +13,32 @@
 //! | `ISSUER` | the provider's issuer URL, exactly as its discovery document names it (Auth0: with the trailing `/`) |
 //! | `AUDIENCE` | this API's audience (`aud`): Keycloak's client id or audience mapper, Auth0's API identifier, Entra's application ID URI |
 //! | `PROVIDER` | `keycloak` (with `CLIENT_ID`), `auth0` (with `ROLES_NAMESPACE`, e.g. `https://example.com`), `entra`, or `standard` (the default: `roles`, `permissions`, `scope`) |
+//! | `DOCS_CLIENT_ID` | optional: a public client (no secret, PKCE) that Swagger UI logs in with; its redirect URI is `http://ADDR/docs/oauth-receiver.html` and `http://ADDR` an allowed web origin (CORS) |
 //! | `CA_PEM` | optional: a PEM file with your private CA, trusted beside the system's |
 //! | `ADDR` | where to listen (default `127.0.0.1:3000`) |
 //!
 //! The app starts even while the provider is down: guarded routes answer 503
 //! until its keys are loaded (retried with backoff). Swagger UI is at
-//! `/docs`: paste an access token into "Authorize".
+//! `/docs`: "Authorize" logs in at the provider (OpenID Connect, authorization
+//! code with PKCE), then "Try it out" calls the API with your token.
 
 use poem::{listener::TcpListener, Server};
 use poem_openapi::{payload::Json, Object, OpenApi};
 use poem_secure::{
     deny_unprotected,
-    openapi::service,
+    openapi::{service, OpenApiFlows, SwaggerUi},
     public,
     route::{self, Route},
     secure, Catalogue, ClaimMapping, DiscoveredKeys, Hardening, HttpsTrust, JwtConfig, Principal,
     Security,
 };
 
-/// The scopes and roles this API checks; the provider issues them.
+/// The scopes and roles this API checks; the provider issues them. The
+/// OpenAPI login is the provider's, known at startup (`runtime_flows`).
 const ACCESS: Catalogue = Catalogue::new()
     .scopes(&[("notes:read", "Read notes"), ("notes:write", "Write notes")])
-    .roles(&["admin"]);
+    .roles(&["admin"])
+    .runtime_flows();
 
 #[derive(Object)]
 struct WhoAmI {
@@ -83,9 +87,8 @@ fn var(name: &str) -> Result<String, String> {
 
 /// Where roles, permissions and scopes are in this provider's tokens, and
 /// which header `typ` it sends.
-fn mapping(jwt: JwtConfig) -> Result<JwtConfig, String> {
-    let provider = std::env::var("PROVIDER").unwrap_or_else(|_| "standard".to_owned());
-    Ok(match provider.as_str() {
+fn mapping(jwt: JwtConfig, provider: &str) -> Result<JwtConfig, String> {
+    Ok(match provider {
         "keycloak" => jwt
             .claims(ClaimMapping::keycloak(&var("CLIENT_ID")?))
             .accept_typ(["at+jwt", "JWT"]),
@@ -117,13 +120,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // in the background; `JwtConfig::discover(&issuer).await?` instead fails
     // fast when the provider cannot be reached at startup.
     let keys = DiscoveredKeys::lazy(&issuer)?.https_trust(trust);
-    let jwt = mapping(JwtConfig::key_source(keys).audience(var("AUDIENCE")?))?;
+    let provider = std::env::var("PROVIDER").unwrap_or_else(|_| "standard".to_owned());
+    let audience = var("AUDIENCE")?;
+    let jwt = mapping(JwtConfig::key_source(keys).audience(&audience), &provider)?;
     let security = Security::builder().jwt(jwt).build()?;
 
+    // The OpenAPI document's login: an `openIdConnect` scheme with the
+    // issuer's discovery URL (the browser reads it, so this works while the
+    // provider is down). Installed before the document is built.
+    OpenApiFlows::from_issuer(&issuer)?.install()?;
     let api = service(Api, "resource server", "1.0").server(format!("http://{addr}"));
+    // Swagger UI: authorization code with PKCE as a public client.
+    let mut docs = SwaggerUi::new(&api).scopes(["openid", "notes:read"]);
+    if let Ok(client_id) = std::env::var("DOCS_CLIENT_ID") {
+        docs = docs.pkce_client(client_id);
+    }
+    if provider == "auth0" {
+        // Without `audience`, Auth0 issues no JWT for this API.
+        docs = docs.authorization_param("audience", &audience);
+    }
     let app = Route::new()
         .at("/openapi.json", route::public(api.spec_endpoint()))
-        .nest("/docs", route::public(api.swagger_ui()))
+        .nest("/docs", route::public(docs.endpoint()?))
         .nest("/", api)
         .with(Hardening::new())
         .with(security);

@@ -12,8 +12,10 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-# The Swagger UI of the reference service is tested in Debian's Chromium
-# (tests/notes_browser.rs), driven by playwright-core under Node.js.
+# The Swagger UI of the reference service (tests/notes_browser.rs) and the
+# PKCE login of examples/resource_server.rs at the OpenID provider
+# (tests/oidc_browser.rs) are tested in Debian's Chromium, driven by
+# playwright-core under Node.js.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if ((${#need_apt[@]})); then

@@ -13,7 +13,9 @@ pub struct ScopeDecl {
 /// `const`. Declarations checked against it (`#[deny_unprotected(catalogue =
 /// ACCESS)]` or `#[secure(catalogue = ACCESS, ...)]`) fail to compile when they
 /// name anything it does not declare, and the OpenAPI document takes the
-/// OAuth2 scheme (token URL, scope descriptions) from it.
+/// OAuth2 and OpenID Connect schemes (flows, URLs, scope descriptions) from it:
+/// `const` URLs here, or URLs from the configuration with
+/// [`runtime_flows`](Catalogue::runtime_flows).
 ///
 /// Names are validated while the constant is evaluated (the builder methods
 /// assert), so a malformed catalogue is itself a compile error; no check here
@@ -40,8 +42,8 @@ pub struct ScopeDecl {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Catalogue {
-    /// The token endpoint for the OAuth2 password flow in OpenAPI; without it
-    /// the document describes an HTTP bearer (JWT) scheme.
+    /// The token endpoint for the OAuth2 password flow in OpenAPI; without
+    /// any flow the document describes an HTTP bearer (JWT) scheme.
     pub token_url: Option<&'static str>,
     /// The refresh endpoint, if any, shown in the OAuth2 flow.
     pub refresh_url: Option<&'static str>,
@@ -53,6 +55,16 @@ pub struct Catalogue {
     pub permissions: &'static [&'static str],
     /// The API key header named in the OpenAPI document (default `X-API-Key`).
     pub api_key_header: &'static str,
+    /// The token endpoint of the OAuth2 client-credentials flow in OpenAPI.
+    pub client_credentials_url: Option<&'static str>,
+    /// `(authorization URL, token URL)` of the OAuth2 authorization-code flow
+    /// (with PKCE) in OpenAPI.
+    pub authorization_code: Option<(&'static str, &'static str)>,
+    /// The OpenID Connect discovery URL of the `openIdConnect` scheme.
+    pub openid_connect_url: Option<&'static str>,
+    /// Whether the flows are given at startup (`runtime_flows`), replacing
+    /// the ones above once installed.
+    pub runtime_flows: bool,
 }
 
 impl Catalogue {
@@ -65,11 +77,79 @@ impl Catalogue {
             roles: &[],
             permissions: &[],
             api_key_header: "X-API-Key",
+            client_credentials_url: None,
+            authorization_code: None,
+            openid_connect_url: None,
+            runtime_flows: false,
         }
     }
     /// Sets the OAuth2 token URL.
     pub const fn token_url(mut self, url: &'static str) -> Catalogue {
         self.token_url = Some(url);
+        self
+    }
+    /// Documents the OAuth2 client-credentials flow with this token URL (the
+    /// OpenAPI `oauth2` scheme, beside any other flow set here).
+    ///
+    /// ```
+    /// use secure_runtime::Catalogue;
+    /// const ACCESS: Catalogue = Catalogue::new()
+    ///     .client_credentials("https://sso.example.com/oauth/token")
+    ///     .scopes(&[("stats:read", "Read statistics")]);
+    /// assert_eq!(ACCESS.client_credentials_url, Some("https://sso.example.com/oauth/token"));
+    /// ```
+    pub const fn client_credentials(mut self, token_url: &'static str) -> Catalogue {
+        self.client_credentials_url = Some(token_url);
+        self
+    }
+    /// Documents the OAuth2 authorization-code flow (the OpenAPI `oauth2`
+    /// scheme): browsers log in at `authorization_url`, with PKCE when the
+    /// Swagger UI is served by `openapi::SwaggerUi`.
+    ///
+    /// ```
+    /// use secure_runtime::Catalogue;
+    /// const ACCESS: Catalogue = Catalogue::new().authorization_code(
+    ///     "https://sso.example.com/realms/acme/protocol/openid-connect/auth",
+    ///     "https://sso.example.com/realms/acme/protocol/openid-connect/token",
+    /// );
+    /// assert!(ACCESS.authorization_code.is_some());
+    /// ```
+    pub const fn authorization_code(
+        mut self,
+        authorization_url: &'static str,
+        token_url: &'static str,
+    ) -> Catalogue {
+        self.authorization_code = Some((authorization_url, token_url));
+        self
+    }
+    /// Documents an OpenAPI `openIdConnect` scheme with this discovery URL
+    /// (`.../.well-known/openid-configuration`); Swagger UI reads the
+    /// provider's endpoints and scopes from it.
+    ///
+    /// ```
+    /// use secure_runtime::Catalogue;
+    /// const ACCESS: Catalogue = Catalogue::new()
+    ///     .openid_connect("https://tenant.auth0.com/.well-known/openid-configuration");
+    /// assert!(ACCESS.openid_connect_url.is_some());
+    /// ```
+    pub const fn openid_connect(mut self, discovery_url: &'static str) -> Catalogue {
+        self.openid_connect_url = Some(discovery_url);
+        self
+    }
+    /// The OpenAPI flows are given at startup, from the configuration (an
+    /// issuer URL, environment variables), with `openapi::OpenApiFlows::install`;
+    /// once installed they replace the flows set by the other methods, which
+    /// remain the fallback.
+    ///
+    /// ```
+    /// use secure_runtime::Catalogue;
+    /// const ACCESS: Catalogue = Catalogue::new()
+    ///     .scopes(&[("notes:read", "Read notes")])
+    ///     .runtime_flows();
+    /// assert!(ACCESS.runtime_flows);
+    /// ```
+    pub const fn runtime_flows(mut self) -> Catalogue {
+        self.runtime_flows = true;
         self
     }
     /// Sets the API key header shown in the OpenAPI document.

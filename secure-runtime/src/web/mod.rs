@@ -8,7 +8,10 @@ pub(crate) mod failure;
 pub(crate) mod guard;
 pub(crate) mod middleware;
 pub mod openapi;
+pub(crate) mod openapi_flows;
 pub(crate) mod response;
 pub mod route;
 pub(crate) mod security;
+#[cfg(feature = "swagger-ui")]
+pub(crate) mod swagger;
 pub(crate) mod types;

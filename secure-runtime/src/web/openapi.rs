@@ -6,19 +6,23 @@ use std::{future::Future, marker::PhantomData};
 use poem::{Request, RequestBody, Response, Result};
 use poem_openapi::{
     registry::{
-        MetaMediaType, MetaOAuthFlow, MetaOAuthFlows, MetaOAuthScope, MetaResponse, MetaResponses,
-        MetaSchema, MetaSchemaRef, MetaSecurityScheme, Registry,
+        MetaMediaType, MetaOAuthScope, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef,
+        MetaSecurityScheme, Registry,
     },
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, OAuthScopes, OpenApi,
     OpenApiService,
 };
 
+pub use crate::web::openapi_flows::{OpenApiFlows, OPENID_CONNECT_SCHEME};
+#[cfg(feature = "swagger-ui")]
+pub use crate::web::swagger::SwaggerUi;
 use crate::{
-    web::guard::Admitted, web::guard::GuardFuture, AuthRejection, Catalogue, Protected, Requirement,
+    web::guard::Admitted, web::guard::GuardFuture, web::openapi_flows::documented, AuthRejection,
+    Protected, Requirement,
 };
 
-/// Name of the OAuth2 password-flow scheme (used with a catalogue that has a
-/// `token_url`).
+/// Name of the OAuth2 scheme (password, client-credentials and
+/// authorization-code flows; see [`OpenApiFlows`]).
 pub const OAUTH2_SCHEME: &str = "oauth2";
 /// Name of the HTTP bearer (JWT) scheme (used without a token URL).
 pub const BEARER_SCHEME: &str = "bearerAuth";
@@ -50,18 +54,11 @@ impl<R> OaiGuard<R> {
 }
 
 /// A documentation-only parameter placed before [`OaiGuard`]: it carries the
-/// operation's scopes (`#[oai(scope = ...)]`) and names the OAuth2 scheme when
-/// the catalogue has a token URL; otherwise it documents nothing. Extracting
+/// operation's scopes (`#[oai(scope = ...)]`) and names the `oauth2` and
+/// `openIdConnect` schemes the catalogue or the installed [`OpenApiFlows`]
+/// configure; otherwise it documents nothing. Extracting
 /// it does nothing: [`OaiGuard`] enforces.
 pub struct OaiScopes<R>(PhantomData<fn() -> R>);
-
-fn oauth2_flow<R: Requirement>() -> Option<(&'static Catalogue, &'static str)> {
-    let policy = R::POLICY;
-    if !policy.auth().accepts_bearer() {
-        return None;
-    }
-    policy.catalogue().and_then(|c| c.token_url.map(|u| (c, u)))
-}
 
 impl<'a, R: Requirement> ApiExtractor<'a> for OaiScopes<R> {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
@@ -69,45 +66,13 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiScopes<R> {
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        if let Some((c, token_url)) = oauth2_flow::<R>() {
-            registry.create_security_scheme(
-                OAUTH2_SCHEME,
-                MetaSecurityScheme {
-                    ty: "oauth2",
-                    description: Some("OAuth2 password flow; access tokens are JWTs (RFC 9068)."),
-                    name: None,
-                    key_in: None,
-                    scheme: None,
-                    bearer_format: None,
-                    flows: Some(MetaOAuthFlows {
-                        implicit: None,
-                        password: Some(MetaOAuthFlow {
-                            authorization_url: None,
-                            token_url: Some(token_url),
-                            refresh_url: c.refresh_url,
-                            scopes: c
-                                .scopes
-                                .iter()
-                                .map(|(name, d)| MetaOAuthScope {
-                                    name,
-                                    description: Some(d),
-                                })
-                                .collect(),
-                        }),
-                        client_credentials: None,
-                        authorization_code: None,
-                    }),
-                    openid_connect_url: None,
-                },
-            );
+        if let Some((catalogue, flows)) = documented::<R>() {
+            flows.register(catalogue, registry);
         }
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        match oauth2_flow::<R>() {
-            Some(_) => vec![OAUTH2_SCHEME],
-            None => Vec::new(),
-        }
+        documented::<R>().map_or_else(Vec::new, |(_, flows)| flows.scheme_names())
     }
 
     async fn from_request(
@@ -135,7 +100,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
 
     fn register(registry: &mut Registry) {
         let policy = R::POLICY;
-        if policy.auth().accepts_bearer() && oauth2_flow::<R>().is_none() {
+        if policy.auth().accepts_bearer() && documented::<R>().is_none() {
             registry.create_security_scheme(
                 BEARER_SCHEME,
                 MetaSecurityScheme {
@@ -185,7 +150,7 @@ impl<'a, R: Requirement> ApiExtractor<'a> for OaiGuard<R> {
     fn security_schemes() -> Vec<&'static str> {
         let auth = R::POLICY.auth();
         let mut out = Vec::with_capacity(3);
-        if auth.accepts_bearer() && oauth2_flow::<R>().is_none() {
+        if auth.accepts_bearer() && documented::<R>().is_none() {
             out.push(BEARER_SCHEME);
         }
         if auth.accepts_api_key() {
