@@ -15,6 +15,8 @@
 
 mod audit;
 pub(crate) mod failures;
+#[cfg(feature = "testing")]
+pub(crate) mod mocks;
 pub(crate) mod rate;
 
 use std::{
@@ -53,6 +55,9 @@ pub(crate) struct Decider {
     pub(crate) rate: RateSettings,
     /// Failure budgets of Basic passwords and API keys.
     pub(crate) failures: failures::CredentialLimits,
+    /// Principals registered by test code (feature `testing` only).
+    #[cfg(feature = "testing")]
+    pub(crate) mocks: mocks::MockRegistry,
 }
 
 /// A presented `Authorization` credential, borrowed from the request.
@@ -259,6 +264,9 @@ impl<'r> Decision<'r> {
                         "auth = bearer but no JWT verifier is configured",
                     )));
                 };
+                if let Some(p) = self.mock(CredentialKind::Bearer, token) {
+                    return Next::Go(Step::Authz(Answer::Ready(Ok(p))));
+                }
                 let policy = self.policy;
                 Next::Go(Step::Authz(map_answer(jwt.verify(token), move |r| {
                     bearer_result(policy, r)
@@ -271,6 +279,9 @@ impl<'r> Decision<'r> {
                         "auth = basic but no Basic verifier is configured",
                     )));
                 };
+                if let Some(p) = self.mock(CredentialKind::Basic, b64) {
+                    return Next::Go(Step::Authz(Answer::Ready(Ok(p))));
+                }
                 let attempt = self.attempt(failures::Guessable::Basic);
                 Next::Go(Step::Authz(verify_basic(
                     self.policy,
@@ -362,6 +373,9 @@ impl<'r> Decision<'r> {
                 "auth = api_key but no API key store is configured",
             )));
         };
+        if let Some(p) = self.mock(CredentialKind::ApiKey, key) {
+            return Next::Go(Step::ApiKey(first, Answer::Ready(Ok(p))));
+        }
         let policy = self.policy;
         let refuse = move |e| refused(policy, CredentialKind::ApiKey, e);
         let Some(attempt) = self.attempt(failures::Guessable::ApiKey) else {
@@ -381,6 +395,21 @@ impl<'r> Decision<'r> {
                 }
             }),
         ))
+    }
+
+    /// A principal that test code registered behind this credential
+    /// (feature `testing`; without it, always `None`). Consulted only once
+    /// the real verifier of the kind is known to be configured, so a mock
+    /// never hides a configuration that would fail in production; every
+    /// later step (revocation, rate, grants, check, audit) is the same.
+    #[cfg(feature = "testing")]
+    fn mock(&self, kind: CredentialKind, value: &str) -> Option<Principal> {
+        self.d.mocks.find(kind, value)
+    }
+    #[cfg(not(feature = "testing"))]
+    #[inline(always)]
+    fn mock(&self, _kind: CredentialKind, _value: &str) -> Option<Principal> {
+        None
     }
 
     /// The failure budget of a guessable credential, if one is set.

@@ -35,13 +35,16 @@ impl NameKind {
 /// (declared names are short tokens; the bound keeps the work constant).
 const MAX: usize = 64;
 
-/// The Levenshtein distance between the first [`MAX`] bytes of `a` and `b`,
-/// usable in const evaluation.
+/// The edit distance between the first [`MAX`] bytes of `a` and `b`
+/// (insertions, deletions, substitutions and transpositions of neighbours
+/// each count one: Damerau's optimal string alignment), usable in const
+/// evaluation.
 ///
 /// ```
 /// # use secure_runtime::__suggest::edit_distance;
-/// assert_eq!(edit_distance("notes:raed", "notes:read"), 2);
-/// assert_eq!(edit_distance("itmes", "items"), 2);
+/// assert_eq!(edit_distance("notes:raed", "notes:read"), 1);
+/// assert_eq!(edit_distance("itmes", "items"), 1);
+/// assert_eq!(edit_distance("admn", "admin"), 1);
 /// assert_eq!(edit_distance("admin", "admin"), 0);
 /// ```
 #[doc(hidden)]
@@ -49,6 +52,8 @@ pub const fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let n = if a.len() < MAX { a.len() } else { MAX };
     let m = if b.len() < MAX { b.len() } else { MAX };
+    // Three rows of the matrix: i-2, i-1 and i.
+    let mut before = [0usize; MAX + 1];
     let mut prev = [0usize; MAX + 1];
     let mut cur = [0usize; MAX + 1];
     let mut j = 0;
@@ -69,11 +74,20 @@ pub const fn edit_distance(a: &str, b: &str) -> usize {
             if cur[j - 1] + 1 < best {
                 best = cur[j - 1] + 1;
             }
+            if i > 1
+                && j > 1
+                && a[i - 1] == b[j - 2]
+                && a[i - 2] == b[j - 1]
+                && before[j - 2] + 1 < best
+            {
+                best = before[j - 2] + 1;
+            }
             cur[j] = best;
             j += 1;
         }
         let mut k = 0;
         while k <= m {
+            before[k] = prev[k];
             prev[k] = cur[k];
             k += 1;
         }
