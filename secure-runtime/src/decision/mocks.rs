@@ -17,7 +17,20 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
+use super::{Decider, Decision};
 use crate::model::principal::{CredentialKind, Principal};
+
+impl Decision<'_> {
+    /// A principal that test code registered behind this credential.
+    /// Consulted only once the real verifier of the kind is known to be
+    /// configured, so a mock never hides a configuration that would fail in
+    /// production; every later step (revocation, rate, grants, check,
+    /// audit) is the same as for a verified credential.
+    pub(super) fn mock(&self, kind: CredentialKind, value: &str) -> Option<Principal> {
+        let d: &Decider = self.d;
+        d.mocks.find(kind, value)
+    }
+}
 
 /// The registered mock credentials of one `Security`.
 #[derive(Default)]

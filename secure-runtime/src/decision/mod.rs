@@ -15,7 +15,8 @@
 
 mod audit;
 pub(crate) mod failures;
-#[cfg(feature = "testing")]
+// Without `testing`, a stub that never finds a mock.
+#[cfg_attr(not(feature = "testing"), path = "mocks_off.rs")]
 pub(crate) mod mocks;
 pub(crate) mod rate;
 
@@ -395,21 +396,6 @@ impl<'r> Decision<'r> {
                 }
             }),
         ))
-    }
-
-    /// A principal that test code registered behind this credential
-    /// (feature `testing`; without it, always `None`). Consulted only once
-    /// the real verifier of the kind is known to be configured, so a mock
-    /// never hides a configuration that would fail in production; every
-    /// later step (revocation, rate, grants, check, audit) is the same.
-    #[cfg(feature = "testing")]
-    fn mock(&self, kind: CredentialKind, value: &str) -> Option<Principal> {
-        self.d.mocks.find(kind, value)
-    }
-    #[cfg(not(feature = "testing"))]
-    #[inline(always)]
-    fn mock(&self, _kind: CredentialKind, _value: &str) -> Option<Principal> {
-        None
     }
 
     /// The failure budget of a guessable credential, if one is set.
