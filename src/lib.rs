@@ -41,7 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use secure_macros::{deny_unprotected, public, secure};
+pub use secure_macros::{crate_catalogue, deny_unprotected, public, secure};
 pub use secure_runtime::*;
 
 /// Items used by generated code. Not public API: no stability guarantee.
@@ -57,4 +57,12 @@ pub mod __private {
         AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate, RateKey,
         RateKeyFn, Requirement, Roles, Rule,
     };
+    pub use secure_runtime::__suggest::{undeclared, CrateCatalogue, NameKind};
+
+    /// The fallback found when a crate declares no `crate_catalogue!`.
+    pub mod no_crate_catalogue {
+        /// No crate catalogue.
+        pub const __POEM_SECURE_CRATE_CATALOGUE: ::core::option::Option<super::CrateCatalogue> =
+            ::core::option::Option::None;
+    }
 }
