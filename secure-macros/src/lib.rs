@@ -234,7 +234,7 @@ pub fn deny_unprotected(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// A misspelt name, anywhere in the crate:
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// use poem_secure::{crate_catalogue, Catalogue};
 /// pub const ACCESS: Catalogue = Catalogue::new().scopes(&[("notes:read", "Read your notes")]);
 /// crate_catalogue!(ACCESS);
