@@ -51,13 +51,13 @@ pub mod __private {
         self, error::IntoResult, IntoResponse, Request, Response, Result as PoemResult,
     };
     pub use secure_macros::__checked as checked;
+    pub use secure_runtime::__suggest::{undeclared, CrateCatalogue, NameKind};
     pub use secure_runtime::{
         check_future, guard_check,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
         AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate, RateKey,
         RateKeyFn, Requirement, Roles, Rule,
     };
-    pub use secure_runtime::__suggest::{undeclared, CrateCatalogue, NameKind};
 
     /// The fallback found when a crate declares no `crate_catalogue!`.
     pub mod no_crate_catalogue {

@@ -14,8 +14,8 @@ use std::{
 use poem::{http::StatusCode, test::TestClient};
 use poem_secure::{
     route::{get, Route},
-    secure, testing, Answer, ApiKeyVerifier, BasicVerifier, Catalogue, CredentialError,
-    JwtConfig, Principal, RevocationList, Security,
+    secure, testing, Answer, ApiKeyVerifier, BasicVerifier, Catalogue, CredentialError, JwtConfig,
+    Principal, RevocationList, Security,
 };
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -30,7 +30,12 @@ static BODY_RAN: AtomicUsize = AtomicUsize::new(0);
 #[poem::handler]
 async fn notes(who: Principal) -> String {
     BODY_RAN.fetch_add(1, Ordering::SeqCst);
-    let tenant = who.claims().get("tenant").and_then(|t| t.as_str()).unwrap_or("-").to_owned();
+    let tenant = who
+        .claims()
+        .get("tenant")
+        .and_then(|t| t.as_str())
+        .unwrap_or("-")
+        .to_owned();
     format!("{} {tenant}", who.subject())
 }
 
@@ -120,7 +125,11 @@ async fn a_mock_principal_is_admitted_by_an_app_without_a_signing_key() {
         .claim("tenant", "acme")
         .bearer();
     let before = BODY_RAN.load(Ordering::SeqCst);
-    let resp = cli.get("/notes").header("Authorization", &bearer).send().await;
+    let resp = cli
+        .get("/notes")
+        .header("Authorization", &bearer)
+        .send()
+        .await;
     resp.assert_status_is_ok();
     resp.assert_text("alice acme").await;
     assert_eq!(BODY_RAN.load(Ordering::SeqCst), before + 1);
@@ -136,8 +145,14 @@ async fn a_mock_principal_is_admitted_by_an_app_without_a_signing_key() {
 async fn a_mock_principal_lacking_the_scope_is_refused_with_403() {
     let security = external_provider();
     let cli = TestClient::new(app(&security));
-    let bearer = testing::principal(&security, "bob").scopes(["notes:write"]).bearer();
-    let resp = cli.get("/notes").header("Authorization", bearer).send().await;
+    let bearer = testing::principal(&security, "bob")
+        .scopes(["notes:write"])
+        .bearer();
+    let resp = cli
+        .get("/notes")
+        .header("Authorization", bearer)
+        .send()
+        .await;
     resp.assert_status(StatusCode::FORBIDDEN);
 }
 
@@ -145,9 +160,14 @@ async fn a_mock_principal_lacking_the_scope_is_refused_with_403() {
 async fn unregistered_tokens_of_the_same_shape_are_refused_with_401() {
     let security = external_provider();
     let cli = TestClient::new(app(&security));
-    let real = testing::principal(&security, "alice").scopes(["notes:read"]).bearer();
+    let real = testing::principal(&security, "alice")
+        .scopes(["notes:read"])
+        .bearer();
     // Same prefix and length, other random bytes.
-    let forged = format!("Bearer mock.{}", "A".repeat(real.len() - "Bearer mock.".len()));
+    let forged = format!(
+        "Bearer mock.{}",
+        "A".repeat(real.len() - "Bearer mock.".len())
+    );
     assert_eq!(forged.len(), real.len());
     cli.get("/notes")
         .header("Authorization", forged)
@@ -156,7 +176,9 @@ async fn unregistered_tokens_of_the_same_shape_are_refused_with_401() {
         .assert_status(StatusCode::UNAUTHORIZED);
     // A credential registered on another Security is unknown to this one.
     let other = external_provider();
-    let elsewhere = testing::principal(&other, "alice").scopes(["notes:read"]).bearer();
+    let elsewhere = testing::principal(&other, "alice")
+        .scopes(["notes:read"])
+        .bearer();
     cli.get("/notes")
         .header("Authorization", elsewhere)
         .send()
@@ -168,9 +190,15 @@ async fn unregistered_tokens_of_the_same_shape_are_refused_with_401() {
 async fn roles_permissions_rules_and_rates_apply_to_mock_principals() {
     let security = external_provider();
     let cli = TestClient::new(app(&security));
-    let admin = testing::principal(&security, "ann").roles(["admin"]).bearer();
-    let deleter = testing::principal(&security, "dan").permissions(["notes:delete-any"]).bearer();
-    let user = testing::principal(&security, "ursula").roles(["user"]).bearer();
+    let admin = testing::principal(&security, "ann")
+        .roles(["admin"])
+        .bearer();
+    let deleter = testing::principal(&security, "dan")
+        .permissions(["notes:delete-any"])
+        .bearer();
+    let user = testing::principal(&security, "ursula")
+        .roles(["user"])
+        .bearer();
     for (who, status) in [
         (admin, StatusCode::OK),
         (deleter, StatusCode::OK),
@@ -214,13 +242,17 @@ async fn the_revocation_list_is_consulted_for_mock_bearer_tokens() {
 async fn api_key_and_basic_mocks_go_through_their_own_kinds() {
     let security = external_provider();
     let cli = TestClient::new(app(&security));
-    let key = testing::principal(&security, "svc").scopes(["notes:read"]).api_key();
+    let key = testing::principal(&security, "svc")
+        .scopes(["notes:read"])
+        .api_key();
     let id = key.split_once('.').unwrap().0.to_owned();
     let resp = cli.get("/by-key").header("X-API-Key", &key).send().await;
     resp.assert_status_is_ok();
     resp.assert_text(format!("svc {id}")).await;
     // A bearer mock is not an API key, nor the reverse.
-    let bearer = testing::principal(&security, "svc").scopes(["notes:read"]).bearer();
+    let bearer = testing::principal(&security, "svc")
+        .scopes(["notes:read"])
+        .bearer();
     let token = bearer.trim_start_matches("Bearer ");
     cli.get("/by-key")
         .header("X-API-Key", token)
@@ -234,7 +266,11 @@ async fn api_key_and_basic_mocks_go_through_their_own_kinds() {
         .assert_status(StatusCode::UNAUTHORIZED);
 
     let basic = testing::principal(&security, "carol").basic();
-    let resp = cli.get("/by-password").header("Authorization", basic).send().await;
+    let resp = cli
+        .get("/by-password")
+        .header("Authorization", basic)
+        .send()
+        .await;
     resp.assert_status_is_ok();
     resp.assert_text("carol").await;
 }
@@ -268,7 +304,9 @@ async fn refusals_of_mock_principals_are_audited_and_the_token_is_never_logged()
     let _guard = tracing::subscriber::set_default(subscriber);
     let security = external_provider();
     let cli = TestClient::new(app(&security));
-    let bearer = testing::principal(&security, "mallory").scopes(["notes:write"]).bearer();
+    let bearer = testing::principal(&security, "mallory")
+        .scopes(["notes:write"])
+        .bearer();
     cli.get("/notes")
         .header("Authorization", &bearer)
         .send()
@@ -282,7 +320,9 @@ async fn refusals_of_mock_principals_are_audited_and_the_token_is_never_logged()
 }
 
 #[test]
-#[should_panic(expected = "scope `notes:raed` is not declared in the catalogue: did you mean `notes:read`?")]
+#[should_panic(
+    expected = "scope `notes:raed` is not declared in the catalogue: did you mean `notes:read`?"
+)]
 fn a_misspelt_test_scope_fails_the_test_with_a_suggestion() {
     let security = external_provider();
     let _ = testing::principal(&security, "alice")

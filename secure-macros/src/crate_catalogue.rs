@@ -39,9 +39,9 @@ impl Parse for Args {
         })?;
         let mut krate = None;
         if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
-            let _: Token![crate] = input.parse().map_err(|e| {
-                syn::Error::new(e.span(), USAGE)
-            })?;
+            let _: Token![crate] = input
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), USAGE))?;
             let _: Token![=] = input.parse().map_err(|e| {
                 syn::Error::new(e.span(), "expected `crate = path::to::poem_secure`")
             })?;

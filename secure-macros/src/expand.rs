@@ -97,7 +97,11 @@ fn catalogue_checks(d: &Decl) -> TokenStream {
     };
     let mut out = TokenStream::new();
     for (what, n) in d.all_names() {
-        let kind = format_ident!("{}", if what == "scope" { "Scope" } else if what == "role" { "Role" } else { "Permission" });
+        let kind = match what {
+            "scope" => format_ident!("Scope"),
+            "role" => format_ident!("Role"),
+            _ => format_ident!("Permission"),
+        };
         let lit = LitStr::new(&n.value, n.span);
         // `cat`: a `&Catalogue`; `name`: its name as written.
         let assert = |cat: TokenStream, name: TokenStream| {

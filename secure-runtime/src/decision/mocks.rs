@@ -98,7 +98,8 @@ mod tests {
         let p = Principal::builder(CredentialKind::Bearer, "alice").build();
         assert!(r.register("t", p));
         assert_eq!(
-            r.find(CredentialKind::Bearer, "t").map(|p| p.subject().to_owned()),
+            r.find(CredentialKind::Bearer, "t")
+                .map(|p| p.subject().to_owned()),
             Some("alice".to_owned())
         );
         assert!(r.find(CredentialKind::Bearer, "u").is_none());

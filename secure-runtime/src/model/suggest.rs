@@ -269,7 +269,10 @@ mod tests {
 
     #[test]
     fn nearest_prefers_the_closest_and_ignores_far_names() {
-        assert_eq!(ACCESS.nearest(NameKind::Scope, "notes:wrte"), Some("notes:write"));
+        assert_eq!(
+            ACCESS.nearest(NameKind::Scope, "notes:wrte"),
+            Some("notes:write")
+        );
         assert_eq!(ACCESS.nearest(NameKind::Scope, "mee"), Some("me"));
         assert_eq!(ACCESS.nearest(NameKind::Scope, "billing:read"), None);
         assert_eq!(ACCESS.nearest(NameKind::Role, "usr"), Some("user"));

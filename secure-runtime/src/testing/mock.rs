@@ -199,7 +199,10 @@ impl MockPrincipal<'_> {
     /// # Panics
     /// As [`bearer`](Self::bearer), for an API key store (`.api_keys(..)`).
     pub fn api_key(&self) -> String {
-        self.require(self.security.verifiers().1, "an API key store (`.api_keys(..)`)");
+        self.require(
+            self.security.verifiers().1,
+            "an API key store (`.api_keys(..)`)",
+        );
         let id = format!("mock{}", secret(6));
         let key = format!("{id}.{}", secret(32));
         let p = self
@@ -219,7 +222,10 @@ impl MockPrincipal<'_> {
     /// As [`bearer`](Self::bearer), for a Basic verifier (`.basic(..)`), and
     /// when the subject contains `:` (not a valid Basic user name).
     pub fn basic(&self) -> String {
-        self.require(self.security.verifiers().2, "a Basic verifier (`.basic(..)`)");
+        self.require(
+            self.security.verifiers().2,
+            "a Basic verifier (`.basic(..)`)",
+        );
         if self.subject.contains(':') {
             panic!("poem_secure::testing::principal: a Basic user name cannot contain `:`");
         }
