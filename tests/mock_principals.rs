@@ -337,3 +337,17 @@ fn minting_a_token_without_a_signing_key_points_to_principal() {
     let security = external_provider();
     let _ = testing::token(&security, "alice").bearer();
 }
+
+#[test]
+#[should_panic(expected = "the Security has no API key store (`.api_keys(..)`)")]
+fn a_mock_of_a_kind_the_app_cannot_verify_fails_the_test() {
+    let security = Security::builder()
+        .jwt(
+            JwtConfig::discover_lazily("https://idp.example.invalid")
+                .unwrap()
+                .audience("api"),
+        )
+        .build()
+        .unwrap();
+    let _ = testing::principal(&security, "svc").api_key();
+}

@@ -163,7 +163,7 @@ impl MockPrincipal<'_> {
     /// the `Security` has no JWT verifier (the request would be refused with
     /// a 500, as in production).
     pub fn bearer(&self) -> String {
-        self.require(self.security.verifiers().0, "a JWT verifier (`.jwt(..)`)");
+        self.require(self.security.verifiers().0, "JWT verifier (`.jwt(..)`)");
         let token = format!("mock.{}", secret(32));
         let jti = self.token_id.clone().unwrap_or_else(|| secret(16));
         let exp = now_secs() + 300;
@@ -201,7 +201,7 @@ impl MockPrincipal<'_> {
     pub fn api_key(&self) -> String {
         self.require(
             self.security.verifiers().1,
-            "an API key store (`.api_keys(..)`)",
+            "API key store (`.api_keys(..)`)",
         );
         let id = format!("mock{}", secret(6));
         let key = format!("{id}.{}", secret(32));
@@ -222,10 +222,7 @@ impl MockPrincipal<'_> {
     /// As [`bearer`](Self::bearer), for a Basic verifier (`.basic(..)`), and
     /// when the subject contains `:` (not a valid Basic user name).
     pub fn basic(&self) -> String {
-        self.require(
-            self.security.verifiers().2,
-            "a Basic verifier (`.basic(..)`)",
-        );
+        self.require(self.security.verifiers().2, "Basic verifier (`.basic(..)`)");
         if self.subject.contains(':') {
             panic!("poem_secure::testing::principal: a Basic user name cannot contain `:`");
         }
