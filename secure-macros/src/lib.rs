@@ -41,7 +41,7 @@ mod secure;
 /// | `rate_group` | `"login"` | routes naming one group share one bucket |
 /// | `auth` | `bearer` (default), `api_key`, `basic`, `any(bearer, api_key)` | accepted credentials |
 /// | `check` | path to `async fn(&Principal, &Request) -> Result<(), Denied>` | runs after the built-in rules |
-/// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there |
+/// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there (default: the crate's [`crate_catalogue!`], if any) |
 /// | `crate` | `"::poem_secure"` | path of the facade crate if renamed |
 /// | `any(...)` | `any(roles = "admin", permissions = "notes:delete-any")` | one member suffices |
 /// | `all(...)` | `all(roles = "editor", scopes = "notes:write")` | every member is required |
