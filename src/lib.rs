@@ -41,7 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use secure_macros::{deny_unprotected, public, secure};
+pub use secure_macros::{crate_catalogue, deny_unprotected, public, secure};
 pub use secure_runtime::*;
 
 /// Items used by generated code. Not public API: no stability guarantee.
@@ -51,10 +51,18 @@ pub mod __private {
         self, error::IntoResult, IntoResponse, Request, Response, Result as PoemResult,
     };
     pub use secure_macros::__checked as checked;
+    pub use secure_runtime::__suggest::{undeclared, CrateCatalogue, NameKind};
     pub use secure_runtime::{
         check_argument, check_due, check_future, guard_check,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
         typed_check, AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate,
         RateKey, RateKeyFn, Requirement, Roles, Rule,
     };
+
+    /// The fallback found when a crate declares no `crate_catalogue!`.
+    pub mod no_crate_catalogue {
+        /// No crate catalogue.
+        pub const __POEM_SECURE_CRATE_CATALOGUE: ::core::option::Option<super::CrateCatalogue> =
+            ::core::option::Option::None;
+    }
 }

@@ -88,28 +88,59 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
 }
 
 /// Const assertions that every scope, role and permission is in the catalogue,
-/// each spanned at its string literal.
+/// each spanned at its literal, with the nearest declared name in the message
+/// ("did you mean"). Without `catalogue = ..`, the crate's `crate_catalogue!`
+/// is looked up (see `crate_catalogue.rs`), and nothing is checked when the
+/// crate declares none.
 fn catalogue_checks(d: &Decl) -> TokenStream {
-    let Some(cat) = &d.catalogue else {
-        return TokenStream::new();
+    let p = {
+        let k = &d.krate;
+        quote!(#k::__private)
     };
-    let cat_name = cat
-        .segments
-        .last()
-        .map(|s| s.ident.to_string())
-        .unwrap_or_default();
     let mut out = TokenStream::new();
     for (what, n) in d.all_names() {
-        let method = format_ident!("declares_{}", what);
-        let value = &n.value;
-        let msg = format!(
-            "{what} `{value}` is not declared in the catalogue `{cat_name}`: fix the spelling or declare it there"
-        )
-        .replace('{', "{{")
-        .replace('}', "}}");
-        let lit = LitStr::new(value, n.span);
-        out.extend(quote_spanned! {n.span=>
-            const _: () = if !#cat.#method(#lit) { ::core::panic!(#msg) };
+        let kind = match what {
+            "scope" => format_ident!("Scope"),
+            "role" => format_ident!("Role"),
+            _ => format_ident!("Permission"),
+        };
+        let lit = LitStr::new(&n.value, n.span);
+        // `cat`: a `&Catalogue`; `name`: its name as written.
+        let assert = |cat: TokenStream, name: TokenStream| {
+            quote_spanned! {n.span=>
+                if !#cat.declares(#p::NameKind::#kind, #lit) {
+                    let __secure_msg = #p::undeclared(#cat, #p::NameKind::#kind, #lit, #name);
+                    ::core::panic!("{}", __secure_msg.as_str())
+                }
+            }
+        };
+        out.extend(match &d.catalogue {
+            Some(cat) => {
+                let cat_name = cat
+                    .segments
+                    .last()
+                    .map(|s| s.ident.to_string())
+                    .unwrap_or_default();
+                let check = assert(quote!((&#cat)), quote!(#cat_name));
+                quote_spanned! {n.span=> const _: () = #check; }
+            }
+            None => {
+                let found = format_ident!("{}", crate::crate_catalogue::NAME);
+                let check = assert(quote!(__secure_cat.catalogue), quote!(__secure_cat.name));
+                quote_spanned! {n.span=>
+                    const _: () = {
+                        #[allow(unused_imports)]
+                        use #p::no_crate_catalogue::*;
+                        const _: () = {
+                            #[allow(unused_imports)]
+                            use crate::*;
+                            if let ::core::option::Option::Some(__secure_cat) = #found {
+                                #check
+                            }
+                        };
+                    };
+                }
+            }
         });
     }
     out

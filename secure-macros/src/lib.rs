@@ -12,6 +12,7 @@ use proc_macro::TokenStream;
 
 mod args;
 mod check;
+mod crate_catalogue;
 mod deny;
 mod errors;
 mod expand;
@@ -41,7 +42,7 @@ mod typed_check;
 /// | `rate_group` | `"login"` | routes naming one group share one bucket |
 /// | `auth` | `bearer` (default), `api_key`, `basic`, `any(bearer, api_key)` | accepted credentials |
 /// | `check` | `owns_item(id, store)`: `async fn(&Principal, &A, &B) -> Result<(), Denied>` on the handler's own parameters; or a path to `async fn(&Principal, &Request) -> Result<(), Denied>` | object-level rule, after the built-in ones; may stand in a group |
-/// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there |
+/// | `catalogue` | path to a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html) | names must be declared there (default: the crate's [`crate_catalogue!`], if any) |
 /// | `crate` | `"::poem_secure"` | path of the facade crate if renamed |
 /// | `any(...)` | `any(roles = "admin", permissions = "notes:delete-any")` | one member suffices |
 /// | `all(...)` | `all(roles = "editor", scopes = "notes:write")` | every member is required |
@@ -231,6 +232,63 @@ pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn deny_unprotected(args: TokenStream, item: TokenStream) -> TokenStream {
     deny::expand(args.into(), item.into()).into()
+}
+
+/// Declares the catalogue of the whole crate: every `#[secure]` (and every
+/// operation under `#[deny_unprotected]`) that names no `catalogue = ..` is
+/// checked against it, in inline and **file modules** alike. Call it once,
+/// at the crate root (`lib.rs` or `main.rs`).
+///
+/// Arguments: the path of a `const` [`Catalogue`](../poem_secure/struct.Catalogue.html),
+/// then optionally `crate = path::to::poem_secure` for a renamed dependency.
+///
+/// A scope, role or permission the catalogue does not declare is a compile
+/// error spanned at its string literal, suggesting the nearest declared name
+/// (`did you mean`). An explicit `catalogue = ..` (on the attribute or on
+/// `#[deny_unprotected]`) takes precedence. Each crate declares its own:
+/// examples, integration tests and binaries of a package are crates of their
+/// own, and without a declaration nothing is checked, as before.
+///
+/// ```
+/// use poem_secure::{crate_catalogue, secure, Catalogue};
+///
+/// pub const ACCESS: Catalogue = Catalogue::new()
+///     .scopes(&[("notes:read", "Read your notes")])
+///     .roles(&["admin"]);
+/// crate_catalogue!(ACCESS);
+///
+/// mod handlers {
+///     // In `handlers.rs` it is the same: no `catalogue = ..` needed.
+///     #[poem_secure::secure(scopes = "notes:read", roles = "admin")]
+///     #[poem::handler]
+///     pub async fn list() -> &'static str { "notes" }
+/// }
+/// # fn main() {}
+/// ```
+///
+/// A misspelt name, anywhere in the crate:
+/// ```compile_fail,E0080
+/// use poem_secure::{crate_catalogue, Catalogue};
+/// pub const ACCESS: Catalogue = Catalogue::new().scopes(&[("notes:read", "Read your notes")]);
+/// crate_catalogue!(ACCESS);
+/// mod handlers {
+///     // error: scope `notes:raed` is not declared in the catalogue `ACCESS`:
+///     //        did you mean `notes:read`? Otherwise declare it there
+///     #[poem_secure::secure(scopes = "notes:raed")]
+///     #[poem::handler]
+///     pub async fn list() -> &'static str { "notes" }
+/// }
+/// # fn main() {}
+/// ```
+///
+/// What it expands to: a hidden `const __POEM_SECURE_CRATE_CATALOGUE` at the
+/// crate root, and a const assertion that it stands there (called in a
+/// module, it is an error saying to move it to the crate root). The checks
+/// of each `#[secure]` find it by ordinary name resolution, with an empty
+/// fallback when the crate declares none.
+#[proc_macro]
+pub fn crate_catalogue(input: TokenStream) -> TokenStream {
+    crate_catalogue::expand(input.into()).into()
 }
 
 /// Not public API: the marker `#[deny_unprotected]` leaves on each

@@ -44,6 +44,13 @@ pub use model::rate::{
 pub use model::rejection::{AuthRejection, Denied, RejectionKind};
 pub use model::rule::{Rule, Unmet};
 
+/// "Did you mean" for catalogue names, evaluated at compile time by the code
+/// `#[secure]` generates. Not public API: no stability guarantee.
+#[doc(hidden)]
+pub mod __suggest {
+    pub use crate::model::suggest::{edit_distance, undeclared, CrateCatalogue, Message, NameKind};
+}
+
 // Layer 2: verifiers.
 pub use verify::claims::{BadClaim, ClaimMapping, MappedClaims};
 pub use verify::credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, RevocationList};

@@ -1,6 +1,13 @@
-//! Test helpers (feature `testing`): mint valid access tokens against the app's
-//! own [`Security`], for use with poem's `TestClient`, the way FastAPI's
-//! `dependency_overrides` or Spring's `@WithMockUser` are used.
+//! Test helpers (feature `testing`), for use with poem's `TestClient`, the
+//! way FastAPI's `dependency_overrides` or Spring's `@WithMockUser` are used:
+//!
+//! - [`principal`]: a mock caller (subject, scopes, roles, permissions,
+//!   claims) that the app's own [`Security`] admits **whatever verifier it
+//!   uses** (JWKS, discovery, introspection, API keys, Basic), through the
+//!   same decision as a real credential. Use it to test the production
+//!   verifier configuration.
+//! - [`token`]: a real JWT signed with the app's own key, for apps that
+//!   issue their tokens (it needs a signing key).
 //!
 //! Enable the feature in `[dev-dependencies]` only; it is never compiled into a
 //! release build unless asked for:
@@ -22,6 +29,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{verify::jwt::AccessClaims, Security};
+
+mod mock;
+pub use mock::{principal, MockPrincipal};
 
 /// Starts a token for `subject`, signed with `security`'s own key.
 pub fn token<'s>(security: &'s Security, subject: &str) -> TestToken<'s> {
@@ -86,7 +96,9 @@ impl TestToken<'_> {
     /// The signed JWT.
     ///
     /// # Panics
-    /// When `security` has no JWT signing key (a test setup error).
+    /// When `security` has no JWT signing key: an app that verifies the
+    /// tokens of an external provider (JWKS, discovery, introspection) has
+    /// none. Use [`principal`] there: it works with any verifier.
     pub fn sign(&self) -> String {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let jti = self
@@ -109,7 +121,12 @@ impl TestToken<'_> {
         };
         match self.security.jwt().and_then(|j| j.mint(&claims)) {
             Some(Ok(t)) => t,
-            _ => panic!("poem_secure::testing: the Security has no JWT signing key"),
+            Some(Err(e)) => panic!("poem_secure::testing::token: signing failed: {e}"),
+            None => panic!(
+                "poem_secure::testing::token: the Security has no JWT signing key (it verifies \
+                 tokens of an external provider?): use `testing::principal(&security, subject)` \
+                 and its `.bearer()`, which works with any verifier"
+            ),
         }
     }
     /// `Bearer <signed JWT>`, ready for an `Authorization` header.

@@ -15,6 +15,9 @@
 
 mod audit;
 pub(crate) mod failures;
+// Without `testing`, a stub that never finds a mock.
+#[cfg_attr(not(feature = "testing"), path = "mocks_off.rs")]
+pub(crate) mod mocks;
 pub(crate) mod rate;
 
 use std::{
@@ -53,6 +56,9 @@ pub(crate) struct Decider {
     pub(crate) rate: RateSettings,
     /// Failure budgets of Basic passwords and API keys.
     pub(crate) failures: failures::CredentialLimits,
+    /// Principals registered by test code (feature `testing` only).
+    #[cfg(feature = "testing")]
+    pub(crate) mocks: mocks::MockRegistry,
 }
 
 /// A presented `Authorization` credential, borrowed from the request.
@@ -262,6 +268,9 @@ impl<'r> Decision<'r> {
                         "auth = bearer but no JWT verifier is configured",
                     )));
                 };
+                if let Some(p) = self.mock(CredentialKind::Bearer, token) {
+                    return Next::Go(Step::Authz(Answer::Ready(Ok(p))));
+                }
                 let policy = self.policy;
                 Next::Go(Step::Authz(map_answer(jwt.verify(token), move |r| {
                     bearer_result(policy, r)
@@ -274,6 +283,9 @@ impl<'r> Decision<'r> {
                         "auth = basic but no Basic verifier is configured",
                     )));
                 };
+                if let Some(p) = self.mock(CredentialKind::Basic, b64) {
+                    return Next::Go(Step::Authz(Answer::Ready(Ok(p))));
+                }
                 let attempt = self.attempt(failures::Guessable::Basic);
                 Next::Go(Step::Authz(verify_basic(
                     self.policy,
@@ -365,6 +377,9 @@ impl<'r> Decision<'r> {
                 "auth = api_key but no API key store is configured",
             )));
         };
+        if let Some(p) = self.mock(CredentialKind::ApiKey, key) {
+            return Next::Go(Step::ApiKey(first, Answer::Ready(Ok(p))));
+        }
         let policy = self.policy;
         let refuse = move |e| refused(policy, CredentialKind::ApiKey, e);
         let Some(attempt) = self.attempt(failures::Guessable::ApiKey) else {

@@ -13,3 +13,4 @@ pub(crate) mod rate;
 pub(crate) mod rejection;
 pub(crate) mod rule;
 pub(crate) mod secrets;
+pub(crate) mod suggest;

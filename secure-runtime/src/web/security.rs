@@ -312,6 +312,8 @@ impl SecurityBuilder {
                 revocations: self.revocations,
                 rate,
                 failures,
+                #[cfg(feature = "testing")]
+                mocks: Default::default(),
             },
             client_ip,
             ip_prefix: (v4_bits, v6_bits),
@@ -432,6 +434,19 @@ impl Security {
     #[cfg_attr(not(feature = "issuer"), allow(dead_code))]
     pub(crate) fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.0.extensions.get::<T>()
+    }
+
+    /// Where test code registers mock principals (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn mocks(&self) -> &crate::decision::mocks::MockRegistry {
+        &self.0.decider.mocks
+    }
+
+    /// The configured verifiers: (JWT, API keys, Basic).
+    #[cfg(feature = "testing")]
+    pub(crate) fn verifiers(&self) -> (bool, bool, bool) {
+        let d = &self.0.decider;
+        (d.jwt.is_some(), d.api_keys.is_some(), d.basic.is_some())
     }
 
     /// Whether a revocation list (`jti` denylist) is installed.
