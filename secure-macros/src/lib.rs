@@ -14,6 +14,7 @@ mod args;
 mod check;
 mod crate_catalogue;
 mod deny;
+mod docs;
 mod errors;
 mod expand;
 mod keys;

@@ -9,6 +9,7 @@ use crate::{
     errors::Errors,
     keys::{self, Key, Places},
     rate,
+    typed_check::{set_check, Check},
 };
 
 /// A value and the span of the tokens it came from.
@@ -116,45 +117,6 @@ pub(crate) enum Grant {
     Group(Group),
     /// The declaration's one `check` (kept in [`Decl::check`]).
     Check,
-}
-
-/// `check = path` (a rule on the caller and the request) or
-/// `check = path(a, b)` (a rule on the caller and the handler's own
-/// parameters `a` and `b`, run once they are extracted).
-pub(crate) struct Check {
-    pub(crate) path: Path,
-    /// `None` for `check = path`; the parameter names otherwise.
-    pub(crate) args: Option<Vec<syn::Ident>>,
-}
-
-impl Check {
-    /// The check as written, for documentation: `owns_note(id, self)`.
-    pub(crate) fn name(&self) -> String {
-        let path = self
-            .path
-            .segments
-            .iter()
-            .map(|s| s.ident.to_string())
-            .collect::<Vec<_>>()
-            .join("::");
-        match &self.args {
-            None => path,
-            Some(a) => format!(
-                "{path}({})",
-                a.iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-    /// The span of the check's function name.
-    pub(crate) fn span(&self) -> Span {
-        self.path
-            .segments
-            .last()
-            .map_or_else(Span::call_site, |s| s.ident.span())
-    }
 }
 
 /// A validated `#[secure(...)]` / `#[public(...)]` declaration.
@@ -311,72 +273,6 @@ impl Decl {
             walk(g, &mut out);
         }
         out
-    }
-}
-
-/// Parses `check = ...` into `slot`: a declaration has one check.
-fn set_check(slot: &mut Option<Check>, e: &Expr, errors: &mut Errors) -> bool {
-    let Some(c) = check(e, errors) else {
-        return false;
-    };
-    if slot.is_some() {
-        errors.at(
-            e.span(),
-            "a declaration has one `check`: combine the rules in one function, or name the same check once",
-        );
-        return false;
-    }
-    *slot = Some(c);
-    true
-}
-
-/// `path` or `path(a, b, self)`.
-fn check(e: &Expr, errors: &mut Errors) -> Option<Check> {
-    const EXAMPLE: &str =
-        "expected a path to an async fn, e.g. `check = owns_item` or `check = owns_item(id, store)`";
-    match e {
-        Expr::Path(p) => Some(Check {
-            path: p.path.clone(),
-            args: None,
-        }),
-        Expr::Call(call) => {
-            let Expr::Path(f) = &*call.func else {
-                errors.at(call.func.span(), EXAMPLE);
-                return None;
-            };
-            let mut args = Vec::new();
-            for a in &call.args {
-                match a {
-                    Expr::Path(p)
-                        if p.qself.is_none()
-                            && p.path.segments.len() == 1
-                            && p.path.segments[0].arguments.is_none() =>
-                    {
-                        let id = p.path.segments[0].ident.clone();
-                        if args.iter().any(|x: &syn::Ident| *x == id) {
-                            errors.at(id.span(), format!("`{id}` is passed to the check twice"));
-                            return None;
-                        }
-                        args.push(id);
-                    }
-                    _ => {
-                        errors.at(
-                            a.span(),
-                            "a check argument names one of the handler's parameters (or `self`), e.g. `check = owns_item(id, store)`",
-                        );
-                        return None;
-                    }
-                }
-            }
-            Some(Check {
-                path: f.path.clone(),
-                args: Some(args),
-            })
-        }
-        _ => {
-            errors.at(e.span(), EXAMPLE);
-            None
-        }
     }
 }
 

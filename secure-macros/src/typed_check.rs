@@ -1,13 +1,121 @@
 //! `check = f(a, b)`: a check on the handler's own parameters. The macro
 //! finds each named parameter, refuses a body, and writes the call that runs
 //! the check once those parameters are extracted and before the handler's
-//! code, only when the guard left word that it is due.
+//! code, only when the guard left word that it is due. The `check = ...`
+//! value itself (`path` or `path(a, b)`) is parsed here too.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::{punctuated::Punctuated, token::Comma, FnArg, Ident, Pat};
+use syn::{
+    punctuated::Punctuated, spanned::Spanned as _, token::Comma, Expr, FnArg, Ident, Pat, Path,
+};
 
-use crate::{errors::Errors, model::Check};
+use crate::errors::Errors;
+
+/// `check = path` (a rule on the caller and the request) or
+/// `check = path(a, b)` (a rule on the caller and the handler's own
+/// parameters `a` and `b`, run once they are extracted).
+pub(crate) struct Check {
+    pub(crate) path: Path,
+    /// `None` for `check = path`; the parameter names otherwise.
+    pub(crate) args: Option<Vec<syn::Ident>>,
+}
+
+impl Check {
+    /// The check as written, for documentation: `owns_note(id, self)`.
+    pub(crate) fn name(&self) -> String {
+        let path = self
+            .path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect::<Vec<_>>()
+            .join("::");
+        match &self.args {
+            None => path,
+            Some(a) => format!(
+                "{path}({})",
+                a.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    /// The span of the check's function name.
+    pub(crate) fn span(&self) -> Span {
+        self.path
+            .segments
+            .last()
+            .map_or_else(Span::call_site, |s| s.ident.span())
+    }
+}
+
+/// Parses `check = ...` into `slot`: a declaration has one check.
+pub(crate) fn set_check(slot: &mut Option<Check>, e: &Expr, errors: &mut Errors) -> bool {
+    let Some(c) = check(e, errors) else {
+        return false;
+    };
+    if slot.is_some() {
+        errors.at(
+            e.span(),
+            "a declaration has one `check`: combine the rules in one function, or name the same check once",
+        );
+        return false;
+    }
+    *slot = Some(c);
+    true
+}
+
+/// `path` or `path(a, b, self)`.
+fn check(e: &Expr, errors: &mut Errors) -> Option<Check> {
+    const EXAMPLE: &str =
+        "expected a path to an async fn, e.g. `check = owns_item` or `check = owns_item(id, store)`";
+    match e {
+        Expr::Path(p) => Some(Check {
+            path: p.path.clone(),
+            args: None,
+        }),
+        Expr::Call(call) => {
+            let Expr::Path(f) = &*call.func else {
+                errors.at(call.func.span(), EXAMPLE);
+                return None;
+            };
+            let mut args = Vec::new();
+            for a in &call.args {
+                match a {
+                    Expr::Path(p)
+                        if p.qself.is_none()
+                            && p.path.segments.len() == 1
+                            && p.path.segments[0].arguments.is_none() =>
+                    {
+                        let id = p.path.segments[0].ident.clone();
+                        if args.iter().any(|x: &syn::Ident| *x == id) {
+                            errors.at(id.span(), format!("`{id}` is passed to the check twice"));
+                            return None;
+                        }
+                        args.push(id);
+                    }
+                    _ => {
+                        errors.at(
+                            a.span(),
+                            "a check argument names one of the handler's parameters (or `self`), e.g. `check = owns_item(id, store)`",
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(Check {
+                path: f.path.clone(),
+                args: Some(args),
+            })
+        }
+        _ => {
+            errors.at(e.span(), EXAMPLE);
+            None
+        }
+    }
+}
 
 /// The prefix of the parameters generated code adds to an operation.
 const GENERATED: &str = "__secure_";

@@ -14,6 +14,7 @@
 //! borrow them, so the machine holds no reference into itself.
 
 mod audit;
+mod basic;
 pub(crate) mod failures;
 // Without `testing`, a stub that never finds a mock.
 #[cfg_attr(not(feature = "testing"), path = "mocks_off.rs")]
@@ -30,6 +31,7 @@ use poem::Request;
 
 use self::{
     audit::{misconfigured, refused, token_refused, unauthenticated},
+    basic::{bearer_result, verify_basic},
     rate::{Enforced, RateSettings, RateSlot},
 };
 use crate::{
@@ -42,7 +44,7 @@ use crate::{
     },
     verify::{
         credentials::{ApiKeyVerifier, BasicVerifier, CredentialError, RevocationList},
-        jwt::{JwtVerifier, TokenError, VerifyError},
+        jwt::{JwtVerifier, TokenError},
     },
 };
 
@@ -578,54 +580,6 @@ fn map_answer<'a, T: Send + 'a, U>(
         Answer::Later(fut) => Answer::later(async move { f(fut.await) }),
         Answer::Taken => Answer::Taken,
     }
-}
-
-fn bearer_result(
-    policy: &'static Policy,
-    verified: Result<Principal, VerifyError>,
-) -> Result<Principal, AuthRejection> {
-    match verified {
-        Ok(p) => Ok(p),
-        Err(VerifyError::Token(e)) => Err(token_refused(policy, e)),
-        Err(VerifyError::SourceDown) => Err(refused(
-            policy,
-            CredentialKind::Bearer,
-            CredentialError::Unavailable,
-        )),
-    }
-}
-
-/// HTTP Basic: decodes `user:password` and asks the verifier. Always a
-/// future: the verifier hashes (argon2) off the request thread, and the
-/// decoded password must outlive the call.
-fn verify_basic<'r>(
-    policy: &'static Policy,
-    basic: &'r dyn BasicVerifier,
-    b64: &'r str,
-    attempt: Option<failures::Attempt<'r>>,
-) -> Answer<'r, Result<Principal, AuthRejection>> {
-    use base64::Engine as _;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| s.contains(':'));
-    let Some(decoded) = decoded else {
-        return Answer::Ready(Err(refused(
-            policy,
-            CredentialKind::Basic,
-            CredentialError::Invalid,
-        )));
-    };
-    Answer::later(async move {
-        let (user, pass) = decoded.split_once(':').unwrap_or_default();
-        let verdict = match attempt {
-            // Over budget: refused before the password is hashed.
-            Some(attempt) => attempt.run(Some(user), || basic.verify(user, pass)).await?,
-            None => basic.verify(user, pass).await,
-        };
-        verdict.map_err(|e| refused(policy, CredentialKind::Basic, e))
-    })
 }
 
 #[cfg(test)]
