@@ -84,7 +84,26 @@ fn policy(d: &Decl, id: &TokenStream, req: &Ident) -> TokenStream {
     } else {
         quote!(#p::Policy::secured)
     };
-    quote!(#ctor(#id) #(#calls)*)
+    let policy = quote!(#ctor(#id) #(#calls)*);
+    if d.catalogue.is_some() || public {
+        return policy;
+    }
+    // The crate's `crate_catalogue!`, if it declares one, found as the
+    // checks find it (see `catalogue_checks`): the OpenAPI scheme then has
+    // its token URL and scope descriptions too.
+    let found = format_ident!("{}", crate::crate_catalogue::NAME);
+    quote! {{
+        #[allow(unused_imports)]
+        use #p::no_crate_catalogue::*;
+        {
+            #[allow(unused_imports)]
+            use crate::*;
+            match #found {
+                ::core::option::Option::Some(__secure_cat) => #policy.with_catalogue(__secure_cat.catalogue),
+                ::core::option::Option::None => #policy,
+            }
+        }
+    }}
 }
 
 /// Const assertions that every scope, role and permission is in the catalogue,

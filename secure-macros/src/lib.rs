@@ -246,7 +246,9 @@ pub fn deny_unprotected(args: TokenStream, item: TokenStream) -> TokenStream {
 /// A scope, role or permission the catalogue does not declare is a compile
 /// error spanned at its string literal, suggesting the nearest declared name
 /// (`did you mean`). An explicit `catalogue = ..` (on the attribute or on
-/// `#[deny_unprotected]`) takes precedence. Each crate declares its own:
+/// `#[deny_unprotected]`) takes precedence. The policies take it as their
+/// catalogue too, so the OpenAPI document gets its OAuth2 scheme (token URL,
+/// flows, scope descriptions) as with `catalogue = ..`. Each crate declares its own:
 /// examples, integration tests and binaries of a package are crates of their
 /// own, and without a declaration nothing is checked, as before.
 ///
