@@ -53,6 +53,7 @@ pub mod __private {
     pub use secure_macros::__checked as checked;
     pub use secure_runtime::{
         check_future, guard_check,
+        matrix::Declared,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
         AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate, RateKey,
         RateKeyFn, Requirement, Roles, Rule,

@@ -20,6 +20,7 @@ mod marker;
 mod model;
 mod rate;
 mod secure;
+mod table;
 
 /// Protects a poem handler: the caller is verified, then its scopes, roles and
 /// permissions are checked, the rate limit applied and the custom `check` run,

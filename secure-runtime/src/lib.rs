@@ -79,6 +79,7 @@ pub use decision::rate::UnknownClient;
 pub use web::client_ip::{ForwardedHeader, TrustedProxies};
 pub use web::failure::{FailureAttempt, FailureLimit, LoginAttempt, LoginLimits};
 pub use web::guard::{guard_check, Guard, GuardCheck};
+pub use web::matrix::{self, SecurityMatrix};
 pub use web::middleware::SecurityEndpoint;
 pub use web::openapi;
 pub use web::response::problem;

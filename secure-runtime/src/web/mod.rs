@@ -5,6 +5,7 @@
 pub(crate) mod client_ip;
 pub(crate) mod failure;
 pub(crate) mod guard;
+pub mod matrix;
 pub(crate) mod middleware;
 pub mod openapi;
 pub(crate) mod response;
