@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::{Policy, RateKey, Requirement, Roles};
+use crate::{web::route::Protected, Policy, RateKey, Requirement, Roles};
 
 /// One declared endpoint, as the generated `impl Protected` (or a routing
 /// wrapper of [`route`](crate::route)) describes it. The method and path are
@@ -352,6 +352,20 @@ fn method_rank(m: &str) -> usize {
 }
 
 impl SecurityMatrix {
+    /// The matrix of a router, also once wrapped in middleware
+    /// (`Route::new()...with(security)`).
+    ///
+    /// ```
+    /// use poem::middleware::AddData;
+    /// use secure_runtime::{matrix::SecurityMatrix, route::{get, public, Route}};
+    /// let app = Route::new()
+    ///     .at("/health", get(public(poem::endpoint::make_sync(|_| "ok"))))
+    ///     .with(AddData::new(1u8));
+    /// assert_eq!(SecurityMatrix::of(&app).rows()[0].method, "GET");
+    /// ```
+    pub fn of<P: Protected>(app: &P) -> SecurityMatrix {
+        SecurityMatrix::from_declared(app.declared())
+    }
     /// The matrix of these entries (in any order).
     pub fn from_declared(entries: Vec<Declared>) -> SecurityMatrix {
         let mut routes: Vec<MatrixRow> = entries.iter().map(Declared::row).collect();

@@ -11,4 +11,5 @@ pub mod openapi;
 pub(crate) mod response;
 pub mod route;
 pub(crate) mod security;
+pub(crate) mod spec;
 pub(crate) mod types;

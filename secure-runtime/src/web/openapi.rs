@@ -13,6 +13,7 @@ use poem_openapi::{
     OpenApiService,
 };
 
+pub use crate::web::spec::{annotate, annotated_spec, spec_endpoint, SpecEndpoint, EXTENSION};
 use crate::{
     web::guard::Admitted, web::guard::GuardFuture, AuthRejection, Catalogue, Protected, Requirement,
 };
