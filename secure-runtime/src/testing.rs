@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{verify::jwt::AccessClaims, Security};
 
+pub mod probe;
+pub use probe::probe;
+
 /// Starts a token for `subject`, signed with `security`'s own key.
 pub fn token<'s>(security: &'s Security, subject: &str) -> TestToken<'s> {
     TestToken {

@@ -337,10 +337,21 @@ impl MatrixRow {
 /// assert!(m.to_markdown().contains("| GET | `/notes/{id}` | secured | bearer | `notes:read` |"));
 /// assert!(m.to_json().contains("\"scopes\": [\n        \"notes:read\""));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SecurityMatrix {
     routes: Vec<MatrixRow>,
+    /// The policy of each row, for the fail-closed probe.
+    #[serde(skip)]
+    policies: Vec<Option<&'static Policy>>,
 }
+
+impl PartialEq for SecurityMatrix {
+    fn eq(&self, other: &Self) -> bool {
+        self.routes == other.routes
+    }
+}
+
+impl Eq for SecurityMatrix {}
 
 fn method_rank(m: &str) -> usize {
     [
@@ -368,19 +379,25 @@ impl SecurityMatrix {
     }
     /// The matrix of these entries (in any order).
     pub fn from_declared(entries: Vec<Declared>) -> SecurityMatrix {
-        let mut routes: Vec<MatrixRow> = entries.iter().map(Declared::row).collect();
-        routes.sort_by(|a, b| {
+        let mut rows: Vec<(MatrixRow, Option<&'static Policy>)> =
+            entries.iter().map(|d| (d.row(), d.policy())).collect();
+        rows.sort_by(|(a, _), (b, _)| {
             (a.path.as_str(), method_rank(&a.method), a.method.as_str()).cmp(&(
                 b.path.as_str(),
                 method_rank(&b.method),
                 b.method.as_str(),
             ))
         });
-        SecurityMatrix { routes }
+        let (routes, policies) = rows.into_iter().unzip();
+        SecurityMatrix { routes, policies }
     }
     /// The rows, sorted by path then method.
     pub fn rows(&self) -> &[MatrixRow] {
         &self.routes
+    }
+    /// Each row with its policy (`None` for an undeclared endpoint).
+    pub fn entries(&self) -> impl Iterator<Item = (&MatrixRow, Option<&'static Policy>)> {
+        self.routes.iter().zip(self.policies.iter().copied())
     }
     /// The row of one method and path (`"GET"`, `"/notes/{id}"`).
     pub fn find(&self, method: &str, path: &str) -> Option<&MatrixRow> {
