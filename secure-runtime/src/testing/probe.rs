@@ -244,7 +244,7 @@ impl<'a, E: Endpoint> Probe<'a, E> {
                 }
             })
             .collect();
-        let mut b = Request::builder().method(method).uri_str(&path.join("/"));
+        let mut b = Request::builder().method(method).uri_str(path.join("/"));
         if let Some((name, value)) = cred {
             b = b.header(name.as_str(), value.as_str());
         }
