@@ -41,6 +41,11 @@ pub type Credential = (String, String);
 
 /// A report of [`Probe::run`]: every request that was not refused as it
 /// should have been.
+///
+/// ```should_panic
+/// // A probe that found no secured route proves nothing: it fails.
+/// secure_runtime::testing::probe::ProbeReport::default().assert_fail_closed();
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct ProbeReport {
     /// Requests sent.

@@ -76,6 +76,12 @@ impl Declared {
         self
     }
     /// Joins a prefix (`#[OpenApi(prefix_path = ..)]`, a nest) to the path.
+    ///
+    /// ```
+    /// use secure_runtime::matrix::Declared;
+    /// let d = Declared::unguarded().prefixed("/static/").or_method("get").with_note("files");
+    /// assert_eq!((d.path(), d.method(), d.policy().is_none()), (Some("/static"), Some("GET"), true));
+    /// ```
     #[must_use]
     pub fn prefixed(mut self, prefix: &str) -> Declared {
         self.path = Some(join(prefix, self.path.as_deref().unwrap_or("")));
@@ -151,6 +157,12 @@ pub(crate) fn join(prefix: &str, path: &str) -> String {
 }
 
 /// The roles of a row: `{"any": [..]}` or `{"all": [..]}`.
+///
+/// ```
+/// use secure_runtime::matrix::RoleSet;
+/// let json = serde_json::to_string(&RoleSet::All(vec!["admin".into(), "auditor".into()])).unwrap();
+/// assert_eq!(json, r#"{"all":["admin","auditor"]}"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleSet {
@@ -161,6 +173,12 @@ pub enum RoleSet {
 }
 
 /// The rate limit of a row.
+///
+/// ```
+/// use secure_runtime::matrix::RateRow;
+/// let r = RateRow { count: 5, period_secs: 60, burst: 10, key: "ip", group: Some("login") };
+/// assert_eq!(r.text(), "5/min per ip, burst 10, group `login`");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RateRow {
     /// Requests per period.
@@ -396,6 +414,18 @@ impl SecurityMatrix {
         &self.routes
     }
     /// Each row with its policy (`None` for an undeclared endpoint).
+    ///
+    /// ```
+    /// use secure_runtime::{matrix::{Declared, SecurityMatrix}, Policy, Requirement};
+    /// struct Me;
+    /// impl Requirement for Me {
+    ///     const POLICY: &'static Policy = &Policy::secured("app::me");
+    /// }
+    /// let m = SecurityMatrix::from_declared(vec![Declared::operation::<Me>("get", "/me")]);
+    /// let (row, policy) = m.entries().next().unwrap();
+    /// assert_eq!((row.path.as_str(), policy.map(|p| p.id())), ("/me", Some("app::me")));
+    /// assert!(m.find("get", "/me").is_some());
+    /// ```
     pub fn entries(&self) -> impl Iterator<Item = (&MatrixRow, Option<&'static Policy>)> {
         self.routes.iter().zip(self.policies.iter().copied())
     }

@@ -16,6 +16,10 @@ use crate::web::{
 };
 
 /// The name of the operation-level extension.
+///
+/// ```
+/// assert!(secure_runtime::openapi::EXTENSION.starts_with("x-"));
+/// ```
 pub const EXTENSION: &str = "x-poem-secure";
 
 /// The extension object of one row: everything but the method and path.
@@ -66,20 +70,30 @@ pub fn annotate(spec: &str, declared: &[Declared]) -> String {
 }
 
 /// The service's document (`OpenApiService::spec`) with `x-poem-secure` on
-/// every declared operation.
+/// every declared operation (`#[deny_unprotected]` writes the
+/// `impl Protected` that lists them; written by hand below).
 ///
 /// ```
 /// use poem_openapi::{payload::PlainText, OpenApi};
-/// use poem_secure::{deny_unprotected, openapi::{annotated_spec, service}, secure};
+/// use secure_runtime::{matrix::Declared, openapi::{annotated_spec, service}, Policy, Protected, Requirement};
 ///
+/// struct Stats;
+/// impl Requirement for Stats {
+///     const POLICY: &'static Policy = &Policy::secured("app::stats")
+///         .with_auth(secure_runtime::AuthKinds::BEARER.or(secure_runtime::AuthKinds::API_KEY))
+///         .with_scopes(&["stats:read"]);
+/// }
 /// struct Api;
-/// #[deny_unprotected]
 /// #[OpenApi]
 /// impl Api {
-///     #[secure(auth = any(bearer, api_key), scopes = "stats:read")]
 ///     #[oai(path = "/stats", method = "get")]
 ///     async fn stats(&self) -> PlainText<&'static str> {
 ///         PlainText("0")
+///     }
+/// }
+/// impl Protected for Api {
+///     fn declarations() -> Vec<Declared> {
+///         vec![Declared::operation::<Stats>("get", "/stats")]
 ///     }
 /// }
 /// let spec: serde_json::Value = serde_json::from_str(&annotated_spec(&service(Api, "api", "1"))).unwrap();
@@ -99,18 +113,17 @@ pub fn annotated_spec<T: OpenApi + Protected, W: Webhook>(
 ///
 /// ```
 /// use poem_openapi::{payload::PlainText, OpenApi};
-/// use poem_secure::{deny_unprotected, openapi::{service, spec_endpoint}, public, route::Route};
+/// use secure_runtime::{openapi::{service, spec_endpoint}, route::Route, Protected};
 ///
 /// struct Api;
-/// #[deny_unprotected]
 /// #[OpenApi]
 /// impl Api {
-///     #[public]
 ///     #[oai(path = "/health", method = "get")]
 ///     async fn health(&self) -> PlainText<&'static str> {
 ///         PlainText("ok")
 ///     }
 /// }
+/// impl Protected for Api {} // `#[deny_unprotected]` writes this
 /// let api = service(Api, "api", "1");
 /// let app = Route::new().at("/openapi.json", spec_endpoint(&api)).nest("/", api);
 /// assert_eq!(app.security_matrix().find("ANY", "/openapi.json").unwrap().access, "public");
