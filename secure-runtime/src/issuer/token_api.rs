@@ -156,6 +156,8 @@ impl<C: AuthCatalogue> AuthApi<C> {
     }
 
     /// Revokes the caller's refresh family and this access token.
+    ///
+    /// **Security:** requires a bearer token (JWT). Any authenticated caller.
     #[oai(path = "/logout", method = "post")]
     async fn logout(
         &self,
