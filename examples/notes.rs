@@ -342,6 +342,25 @@ fn env_secs(name: &str, default: u64) -> Result<u64, Box<dyn std::error::Error>>
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_target(false).init();
+    let (app, _security, addr) = app().await?;
+    println!("notes listening on http://{addr}");
+    println!("  Swagger UI:   http://{addr}/docs   (Authorize → alice / alice-password-1)");
+    println!("  demo users:   alice, carol (user), admin (admin) — passwords <name>-password-1; bob is disabled");
+    Server::new(TcpListener::bind(addr)).run(app).await?;
+    Ok(())
+}
+
+/// The service as the environment configures it: the app, its `Security`
+/// (tests mint tokens with its key: `tests/notes_security.rs`) and the
+/// listen address.
+pub async fn app() -> Result<
+    (
+        impl poem::Endpoint + poem_secure::Protected + 'static,
+        Security,
+        String,
+    ),
+    Box<dyn std::error::Error>,
+> {
     let addr = env("NOTES_ADDR", "127.0.0.1:3000");
     let jwt = match std::env::var("JWT_SECRET") {
         Ok(secret) => JwtConfig::hs256(secret)?,
@@ -428,17 +447,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.trim().to_owned())
         .collect();
     let app = Route::new()
-        .at("/openapi.json", route::public(api.spec_endpoint()))
+        // The document with every requirement (`x-poem-secure`) in it.
+        .at("/openapi.json", poem_secure::openapi::spec_endpoint(&api))
         .nest("/docs", route::public(api.swagger_ui()))
         .nest("/", api)
         .with(Hardening::new().cors(CorsPolicy::new().allow_origins(origins).build()?))
         // Either order works: the request log sees the client IP through
         // the trusted proxies both ways.
-        .with(security);
-
-    println!("notes listening on http://{addr}");
-    println!("  Swagger UI:   http://{addr}/docs   (Authorize → alice / alice-password-1)");
-    println!("  demo users:   alice, carol (user), admin (admin) — passwords <name>-password-1; bob is disabled");
-    Server::new(TcpListener::bind(addr)).run(app).await?;
-    Ok(())
+        .with(security.clone());
+    Ok((app, security, addr))
 }

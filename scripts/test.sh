@@ -33,6 +33,12 @@ if ! python3 -c "import jwt, cryptography" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check "pyjwt==2.15.1" "cryptography>=42"
 fi
 
+# The OpenAPI documents are checked by an independent validator
+# (tests/support/openapi_validator.rs).
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==0.7.2"
+fi
+
 # playwright-core (no browser download: it drives /usr/bin/chromium), as
 # pinned by tests/browser/package-lock.json.
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

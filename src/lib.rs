@@ -54,6 +54,7 @@ pub mod __private {
     pub use secure_runtime::__suggest::{undeclared, CrateCatalogue, NameKind};
     pub use secure_runtime::{
         check_argument, check_due, check_future, guard_check,
+        matrix::Declared,
         openapi::{OaiGuard, OaiScopes, OperationOutput, ScopeName, Secured},
         typed_check, AuthKinds, CheckFn, CheckFuture, Guard, GuardCheck, Policy, Principal, Rate,
         RateKey, RateKeyFn, Requirement, Roles, Rule,

@@ -324,6 +324,7 @@ fn openapi_impl(imp: &mut ItemImpl, ctx: &Ctx, errors: &mut Errors) -> TokenStre
         }
         if local.is_empty() {
             extra.extend(expand::operation(&decl, m, &self_name));
+            crate::table::describe(&decl, m);
             let req = expand::operation_requirement(&self_name, &m.sig.ident);
             let k = &decl.krate;
             m.attrs.push(parse_quote!(#[#k::__private::checked(#req)]));
@@ -331,6 +332,6 @@ fn openapi_impl(imp: &mut ItemImpl, ctx: &Ctx, errors: &mut Errors) -> TokenStre
             errors.append(local);
         }
     }
-    extra.extend(expand::protected_type(&krate, &imp.self_ty, &imp.generics));
+    extra.extend(crate::table::api_impl(&krate, imp));
     extra
 }

@@ -252,8 +252,7 @@ fn requirement(d: &Decl, req: &Ident, vis: &Visibility, id: &TokenStream) -> Tok
 }
 
 fn protected_impl(krate: &syn::Path, ident: &Ident, generics: &Generics) -> TokenStream {
-    let (ig, tg, wc) = generics.split_for_impl();
-    quote!(impl #ig #krate::Protected for #ident #tg #wc {})
+    crate::table::handler_impl(krate, ident, generics)
 }
 
 /// Plain poem. A non-generic handler under a bare `#[handler]` gets its
@@ -486,14 +485,4 @@ pub(crate) fn operation(d: &Decl, m: &mut ImplItemFn, self_name: &Ident) -> Toke
             }
         }
     }
-}
-
-/// `impl Protected` for an `#[OpenApi]` type.
-pub(crate) fn protected_type(
-    krate: &syn::Path,
-    self_ty: &Type,
-    generics: &Generics,
-) -> TokenStream {
-    let (ig, _, wc) = generics.split_for_impl();
-    quote!(impl #ig #krate::Protected for #self_ty #wc {})
 }

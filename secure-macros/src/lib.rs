@@ -22,6 +22,7 @@ mod marker;
 mod model;
 mod rate;
 mod secure;
+mod table;
 mod typed_check;
 
 /// Protects a poem handler: the caller is verified, then its scopes, roles and
@@ -137,7 +138,8 @@ mod typed_check;
 /// the policy before the first extractor (a generic handler, or
 /// `#[handler(...)]` with arguments, keeps poem's expansion with a
 /// `Guard<__secure_<name>>` as its first parameter); and
-/// `impl Protected for <name>`. The logic lives in `Security::authorize`.
+/// `impl Protected for <name>`, which lists the policy for the security
+/// matrix (`Route::security_matrix`). The logic lives in `Security::authorize`.
 #[proc_macro_attribute]
 pub fn secure(args: TokenStream, item: TokenStream) -> TokenStream {
     secure::expand(model::Kind::Secure, args.into(), item.into()).into()
@@ -192,6 +194,12 @@ pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
 /// macro cannot read its file. Write the module inline, or declare it outside
 /// the checked module and put `#[deny_unprotected]` on an inline module in
 /// its file.
+///
+/// Each secured operation's doc comment gains a paragraph stating its
+/// requirement (credentials, scopes, roles, permissions, rule, check, rate),
+/// which poem-openapi puts in the description; the type's `impl Protected`
+/// lists every operation's method, path and policy for the security matrix
+/// and the `x-poem-secure` extension (`openapi::spec_endpoint`).
 ///
 /// On each operation it rewrites, the `#[secure]`/`#[public]` it read is
 /// replaced by a hidden marker attribute; written by hand, that marker is a

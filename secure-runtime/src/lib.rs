@@ -87,6 +87,7 @@ pub use web::check_args::{check_argument, CheckArgument};
 pub use web::client_ip::{ForwardedHeader, TrustedProxies};
 pub use web::failure::{FailureAttempt, FailureLimit, LoginAttempt, LoginLimits};
 pub use web::guard::{check_due, guard_check, typed_check, Guard, GuardCheck};
+pub use web::matrix::{self, SecurityMatrix};
 pub use web::middleware::SecurityEndpoint;
 pub use web::openapi;
 pub use web::response::problem;

@@ -32,6 +32,8 @@ use crate::{verify::jwt::AccessClaims, Security};
 
 mod mock;
 pub use mock::{principal, MockPrincipal};
+pub mod probe;
+pub use probe::probe;
 
 /// Starts a token for `subject`, signed with `security`'s own key.
 pub fn token<'s>(security: &'s Security, subject: &str) -> TestToken<'s> {

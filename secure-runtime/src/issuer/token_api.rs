@@ -20,6 +20,7 @@ use crate::{
         principal::Principal,
     },
     web::{
+        matrix::Declared,
         openapi::{OaiGuard, OaiScopes, OperationOutput, Secured},
         route::Protected,
     },
@@ -83,7 +84,21 @@ pub struct AuthApi<C = NoCatalogue> {
     _c: PhantomData<fn() -> C>,
 }
 
-impl<C> Protected for AuthApi<C> {}
+impl<C: AuthCatalogue> Protected for AuthApi<C> {
+    fn declarations() -> Vec<Declared> {
+        vec![
+            Declared::unguarded()
+                .or_method("post")
+                .prefixed("/auth/token")
+                .with_note("public; the token service's login and attempt limits"),
+            Declared::unguarded()
+                .or_method("post")
+                .prefixed("/auth/refresh")
+                .with_note("public; the token service's refresh limit"),
+            Declared::operation::<LogoutRequirement<C>>("post", "/auth/logout"),
+        ]
+    }
+}
 
 impl<C> AuthApi<C> {
     pub(super) fn new(service: TokenService) -> Self {
@@ -141,6 +156,8 @@ impl<C: AuthCatalogue> AuthApi<C> {
     }
 
     /// Revokes the caller's refresh family and this access token.
+    ///
+    /// **Security:** requires a bearer token (JWT). Any authenticated caller.
     #[oai(path = "/logout", method = "post")]
     async fn logout(
         &self,

@@ -6,12 +6,14 @@ pub(crate) mod check_args;
 pub(crate) mod client_ip;
 pub(crate) mod failure;
 pub(crate) mod guard;
+pub mod matrix;
 pub(crate) mod middleware;
 pub mod openapi;
 pub(crate) mod openapi_flows;
 pub(crate) mod response;
 pub mod route;
 pub(crate) mod security;
+pub(crate) mod spec;
 #[cfg(feature = "swagger-ui")]
 pub(crate) mod swagger;
 pub(crate) mod types;

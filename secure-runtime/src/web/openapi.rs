@@ -14,6 +14,7 @@ use poem_openapi::{
 };
 
 pub use crate::web::openapi_flows::{OpenApiFlows, OPENID_CONNECT_SCHEME};
+pub use crate::web::spec::{annotate, annotated_spec, spec_endpoint, SpecEndpoint, EXTENSION};
 #[cfg(feature = "swagger-ui")]
 pub use crate::web::swagger::SwaggerUi;
 use crate::{

@@ -4,6 +4,8 @@
 use poem::{Endpoint, IntoEndpoint, Middleware, Request, Response, Result, RouteMethod};
 use poem_openapi::OpenApiService;
 
+use crate::web::matrix::{Declared, SecurityMatrix};
+
 /// Implemented only by what `#[secure]`, `#[public]` and `#[deny_unprotected]`
 /// generate (and by the wrappers here): poem-secure's routing functions and
 /// OpenAPI builder accept nothing else, so a handler that slipped past every
@@ -13,13 +15,62 @@ use poem_openapi::OpenApiService;
     label = "this endpoint has no `#[secure]` or `#[public]` declaration",
     note = "add `#[secure(...)]` or `#[public]` above `#[handler]`, put `#[deny_unprotected]` above `#[OpenApi]`, or wrap a deliberately open endpoint in `poem_secure::route::public(...)`"
 )]
-pub trait Protected {}
+pub trait Protected {
+    /// What this type serves, for the [security matrix](crate::matrix): the
+    /// generated impls list each handler's or operation's policy. The
+    /// default lists nothing.
+    ///
+    /// ```
+    /// use secure_runtime::{route::{public, Public}, Protected};
+    /// assert_eq!(Public::<()>::declarations().len(), 1); // one unguarded entry
+    /// ```
+    fn declarations() -> Vec<Declared>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
+    /// What this value serves: [`declarations`](Protected::declarations),
+    /// or for a router what was recorded as routes were added.
+    fn declared(&self) -> Vec<Declared>
+    where
+        Self: Sized,
+    {
+        Self::declarations()
+    }
+}
 
-impl<T: Protected> Protected for &T {}
-impl<T: Protected, W> Protected for OpenApiService<T, W> {}
+impl<T: Protected> Protected for &T {
+    fn declarations() -> Vec<Declared> {
+        T::declarations()
+    }
+    fn declared(&self) -> Vec<Declared> {
+        (*self).declared()
+    }
+}
+impl<T: Protected, W> Protected for OpenApiService<T, W> {
+    fn declarations() -> Vec<Declared> {
+        T::declarations()
+    }
+}
 
 macro_rules! tuple_protected {
-    ($($t:ident),+) => { impl<$($t: Protected),+> Protected for ($($t,)+) {} };
+    ($($t:ident),+) => {
+        impl<$($t: Protected),+> Protected for ($($t,)+) {
+            fn declarations() -> Vec<Declared> {
+                let mut v = Vec::new();
+                $(v.extend($t::declarations());)+
+                v
+            }
+            #[allow(non_snake_case)]
+            fn declared(&self) -> Vec<Declared> {
+                let ($($t,)+) = self;
+                let mut v = Vec::new();
+                $(v.extend($t.declared());)+
+                v
+            }
+        }
+    };
 }
 tuple_protected!(A);
 tuple_protected!(A, B);
@@ -45,7 +96,11 @@ pub fn public<E: IntoEndpoint>(ep: E) -> Public<E::Endpoint> {
     Public(ep.into_endpoint())
 }
 
-impl<E> Protected for Public<E> {}
+impl<E> Protected for Public<E> {
+    fn declarations() -> Vec<Declared> {
+        vec![Declared::unguarded()]
+    }
+}
 
 impl<E: Endpoint> Endpoint for Public<E> {
     type Output = E::Output;
@@ -55,9 +110,13 @@ impl<E: Endpoint> Endpoint for Public<E> {
 }
 
 /// A [`poem::RouteMethod`] whose every endpoint is [`Protected`].
-pub struct Methods(RouteMethod);
+pub struct Methods(RouteMethod, Vec<Declared>);
 
-impl Protected for Methods {}
+impl Protected for Methods {
+    fn declared(&self) -> Vec<Declared> {
+        self.1.clone()
+    }
+}
 
 impl Endpoint for Methods {
     type Output = Response;
@@ -69,9 +128,13 @@ impl Endpoint for Methods {
 /// A protected endpoint wrapped by a middleware (`get(h).with(AddData::new(..))`):
 /// as protected as what it wraps, since every guard runs inside the handler,
 /// below any middleware.
-pub struct Wrapped<E>(E);
+pub struct Wrapped<E>(E, Vec<Declared>);
 
-impl<E> Protected for Wrapped<E> {}
+impl<E> Protected for Wrapped<E> {
+    fn declared(&self) -> Vec<Declared> {
+        self.1.clone()
+    }
+}
 
 impl<E: Endpoint> Endpoint for Wrapped<E> {
     type Output = E::Output;
@@ -101,7 +164,8 @@ macro_rules! protected_with {
             /// ```
             #[must_use]
             pub fn with<M: Middleware<Self>>(self, middleware: M) -> Wrapped<M::Output> {
-                Wrapped(middleware.transform(self))
+                let declared = self.declared();
+                Wrapped(middleware.transform(self), declared)
             }
         }
     )+};
@@ -113,8 +177,28 @@ impl<E: Endpoint> Wrapped<E> {
     /// Wraps it once more; still protected.
     #[must_use]
     pub fn with<M: Middleware<Self>>(self, middleware: M) -> Wrapped<M::Output> {
-        Wrapped(middleware.transform(self))
+        let declared = self.1.clone();
+        Wrapped(middleware.transform(self), declared)
     }
+}
+
+fn on_method(declared: Vec<Declared>, method: &str) -> Vec<Declared> {
+    declared.into_iter().map(|d| d.or_method(method)).collect()
+}
+
+/// Entries added at `path`: handlers take the path; entries with their own
+/// paths (operations, a nested router's routes) are joined below it, or
+/// kept as they are when the prefix is not stripped.
+fn at_path(declared: Vec<Declared>, path: &str, nested: bool, strip: bool) -> Vec<Declared> {
+    declared
+        .into_iter()
+        .map(|d| match (d.path().is_some(), nested, strip) {
+            (true, _, false) => d,
+            (true, _, true) => d.prefixed(path),
+            (false, false, _) => d.prefixed(path),
+            (false, true, _) => d.prefixed(&format!("{}/*", path.trim_end_matches('/'))),
+        })
+        .collect()
 }
 
 macro_rules! methods {
@@ -129,7 +213,9 @@ macro_rules! methods {
                     E: IntoEndpoint + Protected,
                     E::Endpoint: 'static,
                 {
-                    Methods(self.0.$name(ep))
+                    let mut declared = self.1;
+                    declared.extend(on_method(ep.declared(), stringify!($name)));
+                    Methods(self.0.$name(ep), declared)
                 }
             )+
         }
@@ -141,7 +227,8 @@ macro_rules! methods {
                 E: IntoEndpoint + Protected,
                 E::Endpoint: 'static,
             {
-                Methods(RouteMethod::new().$name(ep))
+                let declared = on_method(ep.declared(), stringify!($name));
+                Methods(RouteMethod::new().$name(ep), declared)
             }
         )+
     };
@@ -174,14 +261,31 @@ methods!(
 /// let app = Route::new().at("/oops", get(oops));
 /// ```
 #[derive(Default)]
-pub struct Route(poem::Route);
+pub struct Route(poem::Route, Vec<Declared>);
 
-impl Protected for Route {}
+impl Protected for Route {
+    fn declared(&self) -> Vec<Declared> {
+        self.1.clone()
+    }
+}
 
 impl Route {
     /// An empty route table.
     pub fn new() -> Self {
-        Route(poem::Route::new())
+        Route(poem::Route::new(), Vec::new())
+    }
+    /// The [security matrix](crate::matrix) of every route added so far:
+    /// method, full path, and what each requires.
+    ///
+    /// ```
+    /// use secure_runtime::route::{public, Route};
+    /// let app = Route::new().nest("/static", public(poem::endpoint::make_sync(|_| "file")));
+    /// let matrix = app.security_matrix();
+    /// assert_eq!(matrix.rows()[0].path, "/static/*");
+    /// assert_eq!(matrix.rows()[0].access, "public");
+    /// ```
+    pub fn security_matrix(&self) -> SecurityMatrix {
+        SecurityMatrix::from_declared(self.1.clone())
     }
     /// Adds a path served by a protected endpoint.
     #[must_use]
@@ -191,7 +295,9 @@ impl Route {
         E: IntoEndpoint + Protected,
         E::Endpoint: 'static,
     {
-        Route(self.0.at(path, ep))
+        let mut rows = self.1;
+        rows.extend(at_path(ep.declared(), path.as_ref(), false, true));
+        Route(self.0.at(path, ep), rows)
     }
     /// Nests a protected endpoint (e.g. an `OpenApiService`) under a prefix.
     #[must_use]
@@ -201,7 +307,9 @@ impl Route {
         E: IntoEndpoint + Protected,
         E::Endpoint: 'static,
     {
-        Route(self.0.nest(path, ep))
+        let mut rows = self.1;
+        rows.extend(at_path(ep.declared(), path.as_ref(), true, true));
+        Route(self.0.nest(path, ep), rows)
     }
     /// Like [`Route::nest`], without stripping the prefix.
     #[must_use]
@@ -211,7 +319,9 @@ impl Route {
         E: IntoEndpoint + Protected,
         E::Endpoint: 'static,
     {
-        Route(self.0.nest_no_strip(path, ep))
+        let mut rows = self.1;
+        rows.extend(at_path(ep.declared(), path.as_ref(), true, false));
+        Route(self.0.nest_no_strip(path, ep), rows)
     }
     /// The underlying poem route.
     pub fn into_inner(self) -> poem::Route {
