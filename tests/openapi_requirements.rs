@@ -72,7 +72,7 @@ fn descriptions_state_the_requirement_after_the_users_own_doc() {
     assert_eq!(item["summary"], "Reads one item.");
     let desc = item["description"].as_str().unwrap();
     assert!(
-        desc.starts_with("Items are visible to their owner.\n\n**Security:** requires a bearer token (JWT). The caller must have all of the scopes `items:read`. Object-level check: `owns_item`."),
+        desc.starts_with("Items are visible to their owner.\n\n**Security:** requires a bearer token (JWT). The caller must have all of the scopes `items:read`. The check `owns_item` must also pass."),
         "{desc}"
     );
 
