@@ -291,7 +291,7 @@ async fn openapi_operation_admits_owner_and_permission_and_hides_the_rest() {
         "1",
     );
     let spec = api.spec();
-    let cli = TestClient::new(poem::Route::new().nest("/", api).with(sec.clone()));
+    let cli = TestClient::new(Route::new().nest("/", api).with(sec.clone()));
 
     let r = cli
         .delete("/items/1")

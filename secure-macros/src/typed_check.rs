@@ -90,7 +90,7 @@ fn check(e: &Expr, errors: &mut Errors) -> Option<Check> {
                             && p.path.segments[0].arguments.is_none() =>
                     {
                         let id = p.path.segments[0].ident.clone();
-                        if args.iter().any(|x: &syn::Ident| *x == id) {
+                        if args.contains(&id) {
                             errors.at(id.span(), format!("`{id}` is passed to the check twice"));
                             return None;
                         }
