@@ -143,7 +143,7 @@ impl MockPrincipal<'_> {
     /// credential is made: a name it does not declare fails the test, with
     /// the nearest declared name when there is one.
     ///
-    /// ```should_panic = "scope `notes:raed` is not declared in the catalogue: did you mean `notes:read`?"
+    /// ```should_panic
     /// use secure_runtime::{testing, Catalogue, JwtConfig, Security};
     /// const ACCESS: Catalogue = Catalogue::new().scopes(&[("notes:read", "Read notes")]);
     /// let security = Security::builder().jwt(JwtConfig::hs256_random().unwrap().issuer("me").audience("api")).build().unwrap();
