@@ -46,31 +46,6 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>/examples/resource_server`, built first with every
-/// feature (cargo does nothing when it is up to date).
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples/resource_server");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let out = Command::new(&cargo)
-        .args(["build", "--all-features", "--example", "resource_server"])
-        .arg("--manifest-path")
-        .arg(workspace().join("Cargo.toml"))
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {cargo}: {e}"));
-    assert!(
-        out.status.success(),
-        "`cargo build --example resource_server` failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(bin.is_file(), "no example binary at {}", bin.display());
-    bin
-}
-
 /// A child process killed on drop, its output drained into a thread.
 struct Running {
     child: Child,
@@ -224,7 +199,7 @@ fn swagger_ui_of_the_example_logs_in_with_openid_connect_and_pkce() {
     let idp = OidcProvider::start_with(&[("OIDC_REDIRECT_URIS", &redirect)]);
 
     let app = Running::spawn(
-        Command::new(example_binary())
+        Command::new(oidc_provider::example_binary())
             .env("ISSUER", idp.issuer())
             .env("AUDIENCE", API)
             .env("PROVIDER", "standard")

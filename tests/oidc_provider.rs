@@ -809,33 +809,6 @@ async fn a_user_token_from_the_login_pages_passes_with_the_users_subject() {
 // examples/resource_server.rs, as a user runs it
 // ---------------------------------------------------------------------------
 
-/// `target/<profile>/examples/resource_server`, built first (with every
-/// feature, reusing this test's artifacts; cargo does nothing when it is up
-/// to date with the example and the library).
-fn example_binary() -> std::path::PathBuf {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples/resource_server");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let out = std::process::Command::new(&cargo)
-        .args(["build", "--all-features", "--example", "resource_server"])
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {cargo}: {e}"));
-    assert!(
-        out.status.success(),
-        "`cargo build --example resource_server` failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(bin.is_file(), "no example binary at {}", bin.display());
-    bin
-}
-
 struct Killed(std::process::Child);
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -850,7 +823,7 @@ fn the_example_resource_server_enforces_the_providers_tokens() {
     let port = oidc_provider::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let _app = Killed(
-        std::process::Command::new(example_binary())
+        std::process::Command::new(oidc_provider::example_binary())
             .env("ISSUER", idp.issuer())
             .env("AUDIENCE", API)
             .env("PROVIDER", "keycloak")

@@ -538,3 +538,28 @@ fn post_form(url: &str, client: Option<Client>, form: &[(&str, &str)]) -> Value 
         .read_json()
         .unwrap_or_else(|e| panic!("POST {url}: not JSON: {e}"))
 }
+
+/// `target/<profile>/examples/resource_server`, built first with every
+/// feature (cargo does nothing when it is up to date).
+pub fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/resource_server");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = std::process::Command::new(&cargo)
+        .args(["build", "--all-features", "--example", "resource_server"])
+        .arg("--manifest-path")
+        .arg(workspace().join("Cargo.toml"))
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cargo}: {e}"));
+    assert!(
+        out.status.success(),
+        "`cargo build --example resource_server` failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bin.is_file(), "no example binary at {}", bin.display());
+    bin
+}
