@@ -30,6 +30,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{verify::jwt::AccessClaims, Security};
 
+/// The `scopes`, `roles` and `permissions` setters of the test builders
+/// ([`TestToken`], [`MockPrincipal`]), written once.
+macro_rules! grant_setters {
+    () => {
+        /// Granted scopes.
+        pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
+            self.scopes = v.into_iter().map(Into::into).collect();
+            self
+        }
+        /// Roles.
+        pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
+            self.roles = v.into_iter().map(Into::into).collect();
+            self
+        }
+        /// Permissions.
+        pub fn permissions<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
+            self.permissions = v.into_iter().map(Into::into).collect();
+            self
+        }
+    };
+}
+
 mod mock;
 pub use mock::{principal, MockPrincipal};
 pub mod probe;
@@ -65,21 +87,7 @@ pub struct TestToken<'s> {
 }
 
 impl TestToken<'_> {
-    /// Granted scopes.
-    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
-        self.scopes = v.into_iter().map(Into::into).collect();
-        self
-    }
-    /// Roles.
-    pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
-        self.roles = v.into_iter().map(Into::into).collect();
-        self
-    }
-    /// Permissions.
-    pub fn permissions<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
-        self.permissions = v.into_iter().map(Into::into).collect();
-        self
-    }
+    grant_setters!();
     /// The `jti` (default: a fresh one per token).
     pub fn jti(mut self, jti: impl Into<String>) -> Self {
         self.jti = Some(jti.into());

@@ -96,21 +96,7 @@ impl std::fmt::Debug for MockPrincipal<'_> {
 }
 
 impl MockPrincipal<'_> {
-    /// Granted scopes.
-    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
-        self.scopes = v.into_iter().map(Into::into).collect();
-        self
-    }
-    /// Roles.
-    pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
-        self.roles = v.into_iter().map(Into::into).collect();
-        self
-    }
-    /// Permissions.
-    pub fn permissions<I: IntoIterator<Item = S>, S: Into<String>>(mut self, v: I) -> Self {
-        self.permissions = v.into_iter().map(Into::into).collect();
-        self
-    }
+    grant_setters!();
     /// An extra claim, seen by handlers through
     /// [`Principal::claims`](crate::Principal::claims) (it replaces a
     /// standard claim of the same name).
