@@ -195,6 +195,11 @@ pub(crate) fn verified_principal(req: &Request) -> Result<Principal, AuthRejecti
 
 /// The admitted caller when `policy`'s typed check is due on `req`.
 pub(crate) fn check_due<'r>(req: &'r Request, policy: &Policy) -> Option<&'r Principal> {
+    // Only a typed check (named, with no request-level function) can be due:
+    // every other guard answers without looking at the request.
+    if policy.check_name().is_none() || policy.check().is_some() {
+        return None;
+    }
     let slots = &req.extensions().get::<RequestAuth>()?.slots;
     slots.admitted.get()?;
     if *slots.check_due.get()? != policy.id() {
